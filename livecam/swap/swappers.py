@@ -70,7 +70,8 @@ class _Swapper:
 
 
 class InswapperSwapper(_Swapper):
-    """inswapper_128(_fp16): crop RGB [0,1] at arcface_128 x 128; latent = normed . emap (§1)."""
+    """inswapper_128(_fp16): crop RGB [0,1] at arcface_128 x 128;
+    latent = normed . emap, then L2-normalised (§1)."""
 
     size = 128
 
@@ -79,10 +80,22 @@ class InswapperSwapper(_Swapper):
         self.emap = np.asarray(emap, dtype=np.float32)
         if self.emap.shape != (512, 512):
             raise ValueError(f"{self.name}: emap has shape {self.emap.shape}, expected (512, 512)")
+        # The factor by which FaceFusion's latent (normed . emap, not re-normalised)
+        # differs from the author's unit latent, for a probe identity: logged so a
+        # run with the real emap shows how far apart the two conventions are.
+        _, probe = _probe(self.size)
+        self.projected_norm = float(np.linalg.norm(probe @ self.emap))
+        log.info("%s: |normed . emap| = %.4f for a probe embedding; the latent is re-normalised to 1 "
+                 "(InsightFace inswapper.py)", self.name, self.projected_norm)
 
     def prepare_source(self, normed_embedding: np.ndarray) -> np.ndarray:
-        # FaceFusion's latent (no re-normalisation after the projection), see §1.
-        return (np.asarray(normed_embedding, dtype=np.float32).reshape(1, 512) @ self.emap).astype(np.float32)
+        # The model author's latent (InsightFace model_zoo/inswapper.py): normed . emap,
+        # then divided by its own norm. FaceFusion skips that last step.
+        latent = np.asarray(normed_embedding, dtype=np.float32).reshape(1, 512) @ self.emap
+        norm = float(np.linalg.norm(latent))
+        if norm > 0 and np.isfinite(norm):
+            latent = latent / norm
+        return latent.astype(np.float32)
 
 
 class HyperswapSwapper(_Swapper):
