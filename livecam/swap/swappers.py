@@ -35,6 +35,8 @@ class _Swapper:
     template = "arcface_128"
     size = 128
     target_first = True
+    # which SourceFace embedding `prepare_source` takes: "normed" or "raw" (GHOST's converter)
+    source_embedding = "normed"
 
     def __init__(self, session, name: str | None = None):
         self.session = session
@@ -106,6 +108,30 @@ class HyperswapSwapper(_Swapper):
     target_first = False
 
 
+class GhostSwapper(_Swapper):
+    """ghost_1/2/3_256 (GHOST, AEI-Net with 1/2/3 AAD blocks): crop RGB [-1,1] at
+    arcface_112_v1 x 256; output x0.5+0.5. Source latent = the embedding converter applied
+    to the RAW ArcFace embedding, fed as is (FaceFusion 3.3.2 `prepare_source_embedding`,
+    type 'ghost'; docs/models-ghost.md)."""
+
+    template = "arcface_112_v1"
+    size = 256
+    scale, shift = 2.0, -1.0
+    source_embedding = "raw"
+    CONVERTER = "arcface_converter_ghost"  # FaceFusion 3.0-3.3.x; 3.4+ ships crossface_ghost
+
+    def __init__(self, session, converter, name: str | None = None):
+        super().__init__(session, name)
+        self.converter = converter
+        names = list(converter.input_names)
+        self._converter_input = "input" if "input" in names else names[0]
+
+    def prepare_source(self, embedding: np.ndarray) -> np.ndarray:
+        x = np.asarray(embedding, dtype=np.float32).reshape(1, 512)
+        latent = np.asarray(self.converter.run({self._converter_input: x})[0], dtype=np.float32)
+        return latent.reshape(1, 512)  # not re-normalised: FaceFusion feeds the converter's output as is
+
+
 def _probe(size: int) -> tuple[np.ndarray, np.ndarray]:
     """A deterministic face-like crop and unit embedding for the FP16-vs-FP32 check."""
     rng = np.random.default_rng(7)
@@ -134,6 +160,8 @@ def _build(loader, name: str, session) -> _Swapper:
         return InswapperSwapper(session, loader.initializer(name, -1), name=name)
     if name.startswith("hyperswap"):
         return HyperswapSwapper(session, name=name)
+    if name.startswith("ghost_"):
+        return GhostSwapper(session, loader.session(GhostSwapper.CONVERTER), name=name)
     raise ValueError(f"unknown swapper model {name!r}")
 
 
