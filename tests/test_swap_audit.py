@@ -202,3 +202,173 @@ def test_scrfd_catalog_says_rgb_and_the_detector_feeds_rgb():
     ref = cv2.dnn.blobFromImage(frame, 1.0 / 128, (640, 640), (127.5, 127.5, 127.5), swapRB=True)[0]
     np.testing.assert_allclose(blob, ref, atol=1e-6)
     assert blob[0].min() > 0.99 and blob[2].max() < -0.99  # the first plane is red
+
+
+# -- reference comparisons kept as regression tests (FaceFusion 3.8.1 formulas, restated) ---------------
+
+def _ff_box_mask(size, blur, padding):
+    """FaceFusion 3.8.1 face_masker.create_box_mask (padding: top, right, bottom, left)."""
+    blur_amount = int(size * 0.5 * blur)
+    blur_area = max(blur_amount // 2, 1)
+    m = np.ones((size, size), np.float32)
+    m[:max(blur_area, int(size * padding[0] / 100)), :] = 0
+    m[-max(blur_area, int(size * padding[2] / 100)):, :] = 0
+    m[:, :max(blur_area, int(size * padding[3] / 100))] = 0
+    m[:, -max(blur_area, int(size * padding[1] / 100)):] = 0
+    if blur_amount > 0:
+        m = cv2.GaussianBlur(m, (0, 0), blur_amount * 0.25)
+    return m
+
+
+@pytest.mark.parametrize("size,blur,padding", [(128, 0.3, (0, 0, 0, 0)), (256, 0.3, (0, 0, 0, 0)),
+                                               (256, 0.5, (10, 5, 20, 0)), (256, 0.0, (0, 30, 0, 12))])
+def test_box_mask_equals_facefusion(size, blur, padding):
+    np.testing.assert_allclose(Mk.box_mask(size, blur, padding), _ff_box_mask(size, blur, padding), atol=1e-6)
+
+
+def _ff_paste_back(frame, crop, mask, m):
+    """FaceFusion 3.8.1 face_helper.paste_back + calculate_paste_area."""
+    h, w = frame.shape[:2]
+    s = crop.shape[0]
+    inv = cv2.invertAffineTransform(m)
+    corners = transform_points(np.array([[0, 0], [s, 0], [s, s], [0, s]], np.float64), inv)
+    x1, y1 = np.clip(np.floor(corners.min(0)).astype(int), 0, [w, h])
+    x2, y2 = np.clip(np.ceil(corners.max(0)).astype(int), 0, [w, h])
+    pm = inv.copy()
+    pm[0, 2] -= x1
+    pm[1, 2] -= y1
+    a = cv2.warpAffine(mask, pm, (x2 - x1, y2 - y1)).clip(0, 1)[..., None]
+    c = cv2.warpAffine(crop, pm, (x2 - x1, y2 - y1), borderMode=cv2.BORDER_REPLICATE)
+    out = frame.copy()
+    out[y1:y2, x1:x2] = (frame[y1:y2, x1:x2] * (1 - a) + c * a).astype(frame.dtype)
+    return out, (x1, y1, x2, y2)
+
+
+def test_paste_back_matches_facefusion(astronaut):
+    from livecam.face.geometry import align_matrix, paste_rect
+    from livecam.swap.composite import Compositor
+
+    kps = np.array([[203.6, 102.0], [247.8, 104.1], [224.0, 124.9], [204.2, 143.2], [241.9, 144.8]])
+    for template, size in (("arcface_128", 128), ("arcface_112_v1", 256)):
+        m = align_matrix(kps, template, size)
+        crop = np.random.default_rng(size).integers(0, 256, (size, size, 3), dtype=np.uint8)
+        mask = Mk.box_mask(size, 0.3)
+        ref, rect = _ff_paste_back(astronaut, crop, mask, m)
+        assert paste_rect(m, size, astronaut.shape) == rect
+        out = astronaut.copy()
+        assert Compositor(BE).paste(out, crop, mask, m, None) == rect
+        d = np.abs(out.astype(int) - ref)
+        assert d.max() <= 1 and d.mean() < 0.05  # livecam rounds where FaceFusion truncates
+
+
+def test_alignment_matches_facefusion_estimate():
+    from livecam.face.geometry import TEMPLATES, align_matrix
+
+    rng = np.random.default_rng(4)
+    for template, size in (("arcface_128", 128), ("arcface_112_v1", 256), ("arcface_112_v2", 112)):
+        kps = TEMPLATES[template] * 180 + [300, 200] + rng.normal(0, 2.0, (5, 2))  # a slightly non-rigid face
+        # FaceFusion 3.8.1 estimate_matrix_by_face_landmark_5
+        ff = cv2.estimateAffinePartial2D(kps, TEMPLATES[template] * size, method=cv2.RANSAC,
+                                         ransacReprojThreshold=100)[0]
+        ours = align_matrix(kps, template, size)
+        grid = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64)
+        frame_pts = transform_points(grid, cv2.invertAffineTransform(ff))
+        assert np.abs(transform_points(frame_pts, ours) - grid).max() < 0.5  # < half a crop pixel anywhere
+
+
+def _ff_harden(m):
+    return (cv2.GaussianBlur(m.clip(0, 1), (0, 0), 5).clip(0.5, 1) - 0.5) * 2
+
+
+def test_occlusion_and_region_masks_match_facefusion():
+    rng = np.random.default_rng(6)
+    crop = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    crop = cv2.GaussianBlur(crop, (0, 0), 6)  # smooth, so the fake models' outputs have shape
+    # xseg: NHWC BGR /255 in; a fake whose output depends on the pixels
+    xs = [_Sess(lambda f, k=k: [np.clip(f["input"][..., 1:2] * (2.0 + k) - 0.3 * k, 0, 1)], f"xseg_{k}", ("input",))
+          for k in (1, 2)]
+    ours = BE.to_host(Mk.OcclusionMasker(xs).mask(BE, crop))
+    small = cv2.resize(crop, (256, 256))[None].astype(np.float32) / 255.0  # FaceFusion create_occlusion_mask
+    ff = np.minimum.reduce([cv2.resize(x.out({"input": small})[0][0].clip(0, 1).astype(np.float32), (256, 256))
+                            for x in xs])
+    np.testing.assert_allclose(ours, _ff_harden(ff), atol=1e-4)
+    np.testing.assert_allclose(xs[0].feeds["input"], small, atol=1e-6)
+    # bisenet: RGB, ImageNet mean/std, 512; argmax, isin(regions), resize back, harden
+    crop = np.full((256, 256, 3), 60, np.uint8)
+    cv2.ellipse(crop, (128, 140), (80, 100), 0, 0, 360, (90, 200, 120), -1)  # a green "face"
+    cv2.circle(crop, (128, 150), 18, (90, 200, 230), -1)  # a red "nose" on it
+    crop = cv2.GaussianBlur(crop, (0, 0), 3)
+    w = np.zeros((19, 3), np.float32)
+    w[1, 1] = 2.0  # skin where the (normalised) green is above average, background elsewhere
+    w[10, 0] = 1.0  # nose where red is high
+    b = np.full((19, 1, 1), -5.0, np.float32)
+    b[0] = b[1] = 0.0
+    b[10] = -1.0
+    parser = _Sess(lambda f: [np.einsum("kc,bchw->bkhw", w, f["input"]) + b], "bisenet_resnet_34", ("input",))
+    regions = ["skin", "nose", "upper-lip"]
+    ours = BE.to_host(Mk.RegionMasker(parser).mask(BE, crop, regions))
+    x = cv2.resize(crop, (512, 512))[:, :, ::-1].astype(np.float32) / 255.0  # create_region_mask
+    x = (x - np.array([0.485, 0.456, 0.406], np.float32)) / np.array([0.229, 0.224, 0.225], np.float32)
+    blob = x[None].transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(parser.feeds["input"], blob, atol=1e-5)
+    labels = parser.out({"input": blob})[0][0].argmax(0)
+    keep = np.isin(labels, [Mk.REGION_CLASSES[r] for r in regions]).astype(np.float32)
+    ff = _ff_harden(cv2.resize(keep, (256, 256)))
+    assert np.abs(ours - ff).mean() < 1e-3 and 0.05 < ff.mean() < 0.95
+
+
+def test_fan68_input_matches_facefusion_two_step_warp():
+    frame, kps, bbox = _rolled_face_frame(60)
+    frame = cv2.GaussianBlur(frame, (0, 0), 2)
+    sess = _Sess(lambda f: [np.zeros((1, 68, 3), np.float32), np.zeros((1, 68, 64, 64), np.float32)], "2dfan4",
+                 ("input",), ("landmarks", "heatmaps"))
+    Fan68(sess).landmarks(frame, bbox, kps)
+    # FaceFusion 3.8.1 detect_with_2dfan4: translate/scale warp, then the rotation warp, contrast, /255
+    scale = 195 / np.subtract(bbox[2:], bbox[:2]).max().clip(1, None)
+    t = (256 - np.add(bbox[2:], bbox[:2]) * scale) * 0.5
+    crop = cv2.warpAffine(frame, np.array([[scale, 0, t[0]], [0, scale, t[1]]]), (256, 256))
+    crop = cv2.warpAffine(crop, cv2.getRotationMatrix2D((128, 128), 90, 1), (256, 256))
+    ff = crop.transpose(2, 0, 1).astype(np.float32) / 255.0
+    ours = sess.feeds["input"][0]
+    # FaceFusion's second warp samples one pixel past the first crop's edge: its first row is black
+    assert np.abs(ours[:, 1:, :] - ff[:, 1:, :]).max() <= 1 / 255 + 1e-6
+    assert ff[:, 0, :].max() == 0
+
+
+def test_arcface_input_matches_insightface(astronaut):
+    from livecam.face.embed import ArcFaceEmbedder
+
+    kps = np.array([[203.6, 102.0], [247.8, 104.1], [224.0, 124.9], [204.2, 143.2], [241.9, 144.8]])
+    sess = _Sess(lambda f: [np.ones((1, 512), np.float32)], "arcface_w600k_r50", ("input",))
+    ArcFaceEmbedder(sess).embed(astronaut, kps)
+    # InsightFace face_align.norm_crop (least-squares similarity to arcface_dst, border 0) and
+    # ArcFaceONNX.get_feat (blobFromImage 1/127.5, mean 127.5, swapRB), restated
+    dst = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
+                    [70.7299, 92.2041]])
+    mu_s, mu_d = kps.mean(0), dst.mean(0)
+    a, b = kps - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(b.T @ a / len(kps))
+    d = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ d @ vt
+    scale = np.trace(np.diag(sig) @ d) / a.var(0).sum()
+    m = np.hstack([scale * rot, (mu_d - scale * rot @ mu_s)[:, None]])
+    crop = cv2.warpAffine(astronaut, m, (112, 112), borderValue=0.0)
+    ref = cv2.dnn.blobFromImage(crop, 1.0 / 127.5, (112, 112), (127.5, 127.5, 127.5), swapRB=True)
+    assert np.abs(sess.feeds["input"] - ref).max() <= 1.01 / 127.5  # one level of interpolation rounding
+
+
+def test_inswapper_pre_and_post_match_facefusion():
+    emap = np.eye(512, dtype=np.float32)
+
+    def model(f):
+        return [np.clip(f["target"] * 1.1 - 0.05, -0.2, 1.2)]  # leaves [0, 1] on both sides: the clip shows
+
+    sess = _Sess(model, "inswapper_128", ("target", "source"))
+    sw = InswapperSwapper(sess, emap)
+    crop = np.random.default_rng(8).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    out = sw.swap(crop, sw.prepare_source(np.ones(512, np.float32) / np.sqrt(512)))
+    # FaceFusion 3.8.1 prepare_crop_frame (mean 0, std 1) and normalize_crop_frame (no de-normalising)
+    x = np.expand_dims(((crop[:, :, ::-1] / 255.0 - 0.0) / 1.0).transpose(2, 0, 1), 0).astype(np.float32)
+    np.testing.assert_allclose(sess.feeds["target"], x, atol=1e-7)
+    ref = model({"target": x})[0][0].transpose(1, 2, 0).clip(0, 1)[:, :, ::-1] * 255
+    assert np.abs(out - ref).max() < 1e-3
