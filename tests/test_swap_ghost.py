@@ -283,3 +283,18 @@ def test_live_switch_to_and_from_ghost_never_stalls(tint_standins_dir, astronaut
     ins = stage.process(astronaut, [face], src, back, StageTimes())
     assert stage.active_model == "inswapper_128" and stage.last_error == ""
     assert ins.shape == astronaut.shape and np.abs(ins.astype(int) - ghost).max() > 0
+
+
+def test_stage_gives_ghost_the_raw_embedding_and_others_the_normed(standins_dir, astronaut):
+    from livecam.inference.models import ModelLoader
+    from livecam.swap.stage import SwapStage
+
+    src, face = _source(), _face(ASTRO_KPS5)
+    for model, expected in (("ghost_1_256", src.embedding), ("hyperswap_1a_256", src.normed_embedding)):
+        s = Settings().with_changes({"swapper.model": model})
+        stage = SwapStage(ModelLoader(models_dir=standins_dir), s)
+        seen = []
+        real = stage._swapper.prepare_source
+        stage._swapper.prepare_source = lambda e, real=real: seen.append(np.array(e)) or real(e)
+        stage.process(astronaut, [face], src, s, StageTimes())
+        assert len(seen) == 1 and np.array_equal(seen[0], expected), model

@@ -306,7 +306,8 @@ def main(argv=None) -> int:
         ident, tint, nan = (standins(tmp / k, k) for k in ("identity", "tint", "nan"))
         res = {"backend": backend.name, "cpus": os.cpu_count(),
                "load_average_1min_at_start": round(os.getloadavg()[0], 2)}
-        res["identity_720p"] = [measure_identity(ident, backend, m) for m in ("hyperswap_1a_256", "inswapper_128")]
+        res["identity_720p"] = [measure_identity(ident, backend, m)
+                                for m in ("hyperswap_1a_256", "inswapper_128", "ghost_2_256")]
         res["nan_guard"] = measure_nan(nan, ident, backend)
         res["host_1080p"] = [measure_host(ident, backend, n, args.frames) for n in (1, 2, 4)]
         res["temporal_still"] = measure_temporal(tint, backend)
