@@ -41,6 +41,9 @@ SWAPPER_MODELS = (
     "hyperswap_1c_256",
     "inswapper_128",
     "inswapper_128_fp16",
+    "ghost_1_256",
+    "ghost_2_256",
+    "ghost_3_256",
 )
 DETECTOR_MODELS = ("scrfd", "centerface")
 LANDMARKER_MODELS = ("2dfan4", "2d106det", "none")

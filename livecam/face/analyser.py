@@ -65,7 +65,7 @@ class FaceAnalyser:
         for d in dets:
             pts, score = (None, 0.0)
             if self.landmarker is not None:
-                pts, score = self.landmarker.landmarks(image, d.bbox)
+                pts, score = self.landmarker.landmarks(image, d.bbox, d.kps5)
             kps = alignment_kps5(d.kps5, pts, score, self.settings.landmarker.score)
             face = Face(bbox=d.bbox, kps5=kps, score=d.score,
                         landmarks68=pts if pts is not None and len(pts) == 68 else None,

@@ -17,7 +17,8 @@ from livecam.face.geometry import invert_affine, transform_points, warp_crop
 
 
 class Landmarker(Protocol):
-    def landmarks(self, frame: np.ndarray, bbox: np.ndarray) -> tuple[np.ndarray, float]: ...
+    def landmarks(self, frame: np.ndarray, bbox: np.ndarray,
+                  kps5: np.ndarray | None = None) -> tuple[np.ndarray, float]: ...
 
 
 def refine_kps5(points68: np.ndarray) -> np.ndarray:
@@ -35,6 +36,25 @@ def fan_crop_matrix(bbox: np.ndarray, size: int = 256, span: float = 195.0) -> n
     return np.array([[s, 0.0, tx], [0.0, s, ty]], dtype=np.float64)
 
 
+def face_angle(kps5: np.ndarray) -> int:
+    """The face's roll snapped to 0, 90, 180 or 270 degrees (image y down).
+
+    FaceFusion 3.8.1 `estimate_face_angle` takes the line from 68-point #0 to #16
+    (of the 68 points estimated from the detector's 5); the eye line of the 5
+    points runs the same way. So faces rolled less than 45 degrees get 0.
+    """
+    k = np.asarray(kps5, dtype=np.float64).reshape(5, 2)
+    dx, dy = k[1] - k[0]
+    theta = np.degrees(np.arctan2(dy, dx)) % 360
+    return int(round(theta / 90.0)) % 4 * 90
+
+
+def upright_matrix(angle: int, size: int) -> np.ndarray:
+    """Crop -> upright crop: rotation by `angle` about the square crop's centre
+    (FaceFusion `create_rotation_matrix_and_size`; a square keeps its size)."""
+    return cv2.getRotationMatrix2D((size / 2, size / 2), float(angle), 1.0)
+
+
 def fan_score(heatmaps: np.ndarray) -> float:
     """Mean over points of each heatmap's maximum, mapped [0, 0.9] -> [0, 1]."""
     peaks = np.asarray(heatmaps).reshape(heatmaps.shape[-3], -1).max(axis=1)
@@ -50,9 +70,16 @@ class Fan68:
         self.session = session
         self._input = session.input_names[0]
         self._blob = np.zeros((1, 3, self.size, self.size), np.float32)
+        self.last_matrix: np.ndarray | None = None
 
-    def landmarks(self, frame: np.ndarray, bbox: np.ndarray) -> tuple[np.ndarray, float]:
+    def landmarks(self, frame: np.ndarray, bbox: np.ndarray,
+                  kps5: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         m = fan_crop_matrix(bbox, self.size)
+        angle = face_angle(kps5) if kps5 is not None else 0
+        if angle:  # a face rolled >= 45 degrees: the model sees it upright (FaceFusion does so too)
+            r = upright_matrix(angle, self.size)
+            m = r @ np.vstack([m, [0.0, 0.0, 1.0]])
+        self.last_matrix = m  # frame -> model input, for tests and debugging
         crop = warp_crop(frame, m, self.size, border=cv2.BORDER_CONSTANT)
         lab = cv2.cvtColor(crop, cv2.COLOR_RGB2Lab)  # as FaceFusion does (RGB2Lab on the BGR crop)
         if lab[:, :, 0].mean() < 30:
@@ -90,7 +117,9 @@ class Landmark106:
         self._input = session.input_names[0]
         self._blob = np.zeros((1, 3, self.size, self.size), np.float32)
 
-    def landmarks(self, frame: np.ndarray, bbox: np.ndarray) -> tuple[np.ndarray, float]:
+    def landmarks(self, frame: np.ndarray, bbox: np.ndarray,
+                  kps5: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        # InsightFace crops 2d106det with rotation 0; the points are not used for alignment.
         m = l106_crop_matrix(bbox, self.size)
         crop = warp_crop(frame, m, self.size, border=cv2.BORDER_CONSTANT)
         self._blob[0] = crop[..., ::-1].transpose(2, 0, 1)

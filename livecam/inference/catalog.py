@@ -13,7 +13,7 @@ from pathlib import Path
 
 from livecam.errors import ModelError
 
-KINDS = ("detector", "landmarker", "embedder", "swapper", "occluder", "parser")
+KINDS = ("detector", "landmarker", "embedder", "swapper", "occluder", "parser", "converter")
 
 
 @dataclass(frozen=True)

@@ -106,16 +106,16 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
-def pasted_mask(kps5, size: int, frame_shape, settings: Settings) -> np.ndarray:
+def pasted_mask(kps5, size: int, frame_shape, settings: Settings, template: str = "arcface_128") -> np.ndarray:
     """The box mask as pasted into the frame (float32, frame size)."""
-    m = align_matrix(kps5, "arcface_128", size)
+    m = align_matrix(kps5, template, size)
     mask = box_mask(size, settings.masks.blur, settings.masks.padding)
     return cv2.warpAffine(mask, invert_affine(m), (frame_shape[1], frame_shape[0]), flags=cv2.INTER_LINEAR)
 
 
-def face_region(kps5, size: int, frame_shape, settings: Settings) -> np.ndarray:
+def face_region(kps5, size: int, frame_shape, settings: Settings, template: str = "arcface_128") -> np.ndarray:
     """Frame pixels where the pasted box mask is >= 0.5: 'inside the face'."""
-    return pasted_mask(kps5, size, frame_shape, settings) >= 0.5
+    return pasted_mask(kps5, size, frame_shape, settings, template) >= 0.5
 
 
 def seam_region(kps5, size: int, frame_shape, settings: Settings) -> np.ndarray:
@@ -136,11 +136,11 @@ def measure_identity(models: Path, backend, model="hyperswap_1a_256") -> dict:
     out = None
     for _ in range(3):  # temporal and colour state settle; identity stays identity
         out = stage.process(frame, [face], src, settings, StageTimes())
-    size = stage._swapper.size
-    x1, y1, x2, y2 = paste_rect(align_matrix(kps, "arcface_128", size), size, frame.shape)
+    size, template = stage._swapper.size, stage._swapper.template
+    x1, y1, x2, y2 = paste_rect(align_matrix(kps, template, size), size, frame.shape)
     outside = np.ones(frame.shape[:2], bool)
     outside[y1:y2, x1:x2] = False
-    inside = face_region(kps, size, frame.shape, settings)
+    inside = face_region(kps, size, frame.shape, settings, template)
     return {
         "model": model, "frame": "1280x720", "rect": [x1, y1, x2, y2],
         "outside_identical": bool(np.array_equal(out[outside], frame[outside])),
@@ -156,6 +156,7 @@ class _FailAfter:
     def __init__(self, inner, good: int):
         self.inner, self.good, self.n = inner, good, 0
         self.name, self.size, self.template, self.note = inner.name, inner.size, inner.template, ""
+        self.source_embedding = inner.source_embedding
 
     def prepare_source(self, e):
         return self.inner.prepare_source(e)
@@ -305,7 +306,8 @@ def main(argv=None) -> int:
         ident, tint, nan = (standins(tmp / k, k) for k in ("identity", "tint", "nan"))
         res = {"backend": backend.name, "cpus": os.cpu_count(),
                "load_average_1min_at_start": round(os.getloadavg()[0], 2)}
-        res["identity_720p"] = [measure_identity(ident, backend, m) for m in ("hyperswap_1a_256", "inswapper_128")]
+        res["identity_720p"] = [measure_identity(ident, backend, m)
+                                for m in ("hyperswap_1a_256", "inswapper_128", "ghost_2_256")]
         res["nan_guard"] = measure_nan(nan, ident, backend)
         res["host_1080p"] = [measure_host(ident, backend, n, args.frames) for n in (1, 2, 4)]
         res["temporal_still"] = measure_temporal(tint, backend)

@@ -182,7 +182,8 @@ class SwapStage:
         return self._box[key]
 
     def _latent(self, source, swapper) -> np.ndarray:
-        emb = np.asarray(source.normed_embedding, dtype=np.float32)
+        emb = source.embedding if swapper.source_embedding == "raw" else source.normed_embedding
+        emb = np.asarray(emb, dtype=np.float32)
         key = (source.name, swapper.name, emb.tobytes())
         lat = self._latents.get(key)
         if lat is None:

@@ -35,6 +35,8 @@ class _Swapper:
     template = "arcface_128"
     size = 128
     target_first = True
+    # which SourceFace embedding `prepare_source` takes: "normed" or "raw" (GHOST's converter)
+    source_embedding = "normed"
 
     def __init__(self, session, name: str | None = None):
         self.session = session
@@ -70,7 +72,8 @@ class _Swapper:
 
 
 class InswapperSwapper(_Swapper):
-    """inswapper_128(_fp16): crop RGB [0,1] at arcface_128 x 128; latent = normed . emap (§1)."""
+    """inswapper_128(_fp16): crop RGB [0,1] at arcface_128 x 128;
+    latent = normed . emap, then L2-normalised (§1)."""
 
     size = 128
 
@@ -79,10 +82,22 @@ class InswapperSwapper(_Swapper):
         self.emap = np.asarray(emap, dtype=np.float32)
         if self.emap.shape != (512, 512):
             raise ValueError(f"{self.name}: emap has shape {self.emap.shape}, expected (512, 512)")
+        # The factor by which FaceFusion's latent (normed . emap, not re-normalised)
+        # differs from the author's unit latent, for a probe identity: logged so a
+        # run with the real emap shows how far apart the two conventions are.
+        _, probe = _probe(self.size)
+        self.projected_norm = float(np.linalg.norm(probe @ self.emap))
+        log.info("%s: |normed . emap| = %.4f for a probe embedding; the latent is re-normalised to 1 "
+                 "(InsightFace inswapper.py)", self.name, self.projected_norm)
 
     def prepare_source(self, normed_embedding: np.ndarray) -> np.ndarray:
-        # FaceFusion's latent (no re-normalisation after the projection), see §1.
-        return (np.asarray(normed_embedding, dtype=np.float32).reshape(1, 512) @ self.emap).astype(np.float32)
+        # The model author's latent (InsightFace model_zoo/inswapper.py): normed . emap,
+        # then divided by its own norm. FaceFusion skips that last step.
+        latent = np.asarray(normed_embedding, dtype=np.float32).reshape(1, 512) @ self.emap
+        norm = float(np.linalg.norm(latent))
+        if norm > 0 and np.isfinite(norm):
+            latent = latent / norm
+        return latent.astype(np.float32)
 
 
 class HyperswapSwapper(_Swapper):
@@ -91,6 +106,30 @@ class HyperswapSwapper(_Swapper):
     size = 256
     scale, shift = 2.0, -1.0
     target_first = False
+
+
+class GhostSwapper(_Swapper):
+    """ghost_1/2/3_256 (GHOST, AEI-Net with 1/2/3 AAD blocks): crop RGB [-1,1] at
+    arcface_112_v1 x 256; output x0.5+0.5. Source latent = the embedding converter applied
+    to the RAW ArcFace embedding, fed as is (FaceFusion 3.3.2 `prepare_source_embedding`,
+    type 'ghost'; docs/models-ghost.md)."""
+
+    template = "arcface_112_v1"
+    size = 256
+    scale, shift = 2.0, -1.0
+    source_embedding = "raw"
+    CONVERTER = "arcface_converter_ghost"  # FaceFusion 3.0-3.3.x; 3.4+ ships crossface_ghost
+
+    def __init__(self, session, converter, name: str | None = None):
+        super().__init__(session, name)
+        self.converter = converter
+        names = list(converter.input_names)
+        self._converter_input = "input" if "input" in names else names[0]
+
+    def prepare_source(self, embedding: np.ndarray) -> np.ndarray:
+        x = np.asarray(embedding, dtype=np.float32).reshape(1, 512)
+        latent = np.asarray(self.converter.run({self._converter_input: x})[0], dtype=np.float32)
+        return latent.reshape(1, 512)  # not re-normalised: FaceFusion feeds the converter's output as is
 
 
 def _probe(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,6 +160,8 @@ def _build(loader, name: str, session) -> _Swapper:
         return InswapperSwapper(session, loader.initializer(name, -1), name=name)
     if name.startswith("hyperswap"):
         return HyperswapSwapper(session, name=name)
+    if name.startswith("ghost_"):
+        return GhostSwapper(session, loader.session(GhostSwapper.CONVERTER), name=name)
     raise ValueError(f"unknown swapper model {name!r}")
 
 

@@ -51,6 +51,15 @@ Behaviour (stand-ins test plumbing and geometry, never quality):
   The face sits in the top 360 rows, so it also lies inside a 16:9 frame letterboxed
   top-left into 640x640. At other input sizes the same rows are used (N changes), so
   only 640x640 yields that face.
+* ghost_1/2/3_256 (GHOST): `target` [1,3,256,256] RGB [-1,1], `source` [1,512] ->
+  `output` [1,3,256,256] [-1,1]; identity / tint (as hyperswap's, in [-1,1] units) / nan,
+  and flicker: output = clip(target + 0.15 * face_ellipse * sin(6000 * pool32(target)))
+  per RGB channel (32x32 block means, linearly upsampled): deterministic, but sensor
+  noise of one level moves a block mean by ~2.5e-4, i.e. ~1.5 rad of the sine.
+* arcface_converter_ghost: `input` [1,512] -> `output` [1,512] =
+  GHOST_CONVERTER_GAIN * (x / |x|) @ Q, Q a fixed orthogonal matrix: it normalises its
+  input, and its output is not unit length, so a test sees whether the adapter feeds it
+  to the generator as is.
 """
 
 from __future__ import annotations
@@ -335,6 +344,47 @@ def _scrfd(path: Path) -> Path:
     return g.save(path, "scrfd_2.5g", [_vi("input", [1, 3, "height", "width"])], outputs)
 
 
+# --------------------------------------------------------------------------- GHOST (issue 13)
+GHOST_CONVERTER_GAIN = 2.0
+GHOST_FLICKER = (0.15, 6000.0, 32)  # amplitude in [-1,1] units, sine gain, block size
+
+
+def _ghost_generator(path: Path, name: str, swapper: str) -> Path:
+    """ghost_N_256: inputs target then source, one output in [-1, 1] (module docstring)."""
+    g = _G()
+    size, x = 256, "target"
+    if swapper == "identity":
+        g.op("Identity", [x], out="output")
+    elif swapper == "tint":
+        w = g.const(_rng("tint").standard_normal((512, 3)))
+        shift = g.op("Mul", [g.op("Tanh", [g.op("MatMul", ["source", w])]), g.const(2 * TINT_SCALE)])
+        shift = g.op("Reshape", [shift, g.const([1, 3, 1, 1], np.int64)])
+        g.op("Clip", [g.op("Add", [x, shift]), g.const(-1.0), g.const(1.0)], out="output")
+    elif swapper == "nan":
+        g.op("Mul", [x, g.const(np.float32("nan"))], out="output")
+    elif swapper == "flicker":
+        amp, gain, block = GHOST_FLICKER
+        pooled = g.op("AveragePool", [x], kernel_shape=[block, block], strides=[block, block])
+        wave = g.op("Sin", [g.op("Mul", [pooled, g.const(gain)])])
+        up = g.op("Resize", [wave, "", g.const([1.0, 1.0, float(block), float(block)])], mode="linear")
+        face = g.op("Clip", [g.op("Mul", [g.op("Sub", [g.const(1.0), _ellipse_r2(g, size, size, 0.42, 0.46, 2, 3, 4)]),
+                                          g.const(8.0)]), g.const(0.0), g.const(1.0)])
+        g.op("Clip", [g.op("Add", [x, g.op("Mul", [g.op("Mul", [up, face]), g.const(amp)])]), g.const(-1.0),
+                      g.const(1.0)], out="output")
+    else:
+        raise ValueError(f"swapper must be one of {SWAPPERS + ('flicker',)}, not {swapper!r}")
+    return g.save(path, name, [_vi("target", [1, 3, size, size]), _vi("source", [1, 512])],
+                  [_vi("output", [1, 3, size, size])])
+
+
+def _ghost_converter(path: Path) -> Path:
+    g = _G()
+    q, _ = np.linalg.qr(_rng("ghost_converter").standard_normal((512, 512)))
+    unit = g.op("LpNormalization", ["input"], axis=1, p=2)
+    g.op("MatMul", [unit, g.const(q * GHOST_CONVERTER_GAIN)], out="output")
+    return g.save(path, "arcface_converter_ghost", [_vi("input", [1, 512])], [_vi("output", [1, 512])])
+
+
 def write_standins(out_dir, swapper: str = "identity") -> dict[str, Path]:
     """Write every hub-hosted catalog model's stand-in (+ .hash) into `out_dir`; {name: path}."""
     from livecam.inference.catalog import load_catalog
@@ -355,6 +405,9 @@ def write_standins(out_dir, swapper: str = "identity") -> dict[str, Path]:
     for v in ("1a", "1b", "1c"):
         makers[f"hyperswap_{v}_256"] = (lambda name: lambda p: _swapper(p, name, 256, swapper, hyper=True,
                                                                        fp16=False))(f"hyperswap_{v}_256")
+    for v in ("ghost_1_256", "ghost_2_256", "ghost_3_256"):
+        makers[v] = (lambda name: lambda p: _ghost_generator(p, name, swapper))(v)
+    makers["arcface_converter_ghost"] = _ghost_converter
     for v in ("xseg_1", "xseg_2", "xseg_3"):
         makers[v] = (lambda name: lambda p: _xseg(p, name))(v)
     for v in ("bisenet_resnet_34", "bisenet_resnet_18"):

@@ -312,7 +312,7 @@ class FaceTracker:
         """Detector points refined by the landmarker; (kps5, landmarks68, landmark score)."""
         pts, score = None, 0.0
         if self.landmarker is not None:
-            pts, score = self.landmarker.landmarks(frame, det.bbox)
+            pts, score = self.landmarker.landmarks(frame, det.bbox, det.kps5)
         kps = alignment_kps5(det.kps5, pts, score, self.landmark_score)
         lm68 = pts if pts is not None and len(pts) == 68 else None
         return kps.astype(np.float64), lm68, float(score)
