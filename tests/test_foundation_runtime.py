@@ -143,7 +143,8 @@ def _fake_trt(version="10.13.0", fail_parse=False):
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version
     major = int(version.split(".")[0])
-    calls = trt.calls = {"build": 0, "flags": [], "profiles": [], "timing_cache_in": [], "deserialize": 0}
+    calls = trt.calls = {"build": 0, "flags": [], "profiles": [], "timing_cache_in": [], "deserialize": 0,
+                         "refused_shapes": []}
 
     class Logger:
         WARNING = 2
@@ -226,7 +227,8 @@ def _fake_trt(version="10.13.0", fail_parse=False):
             self.shapes = {}
 
         def set_shape(self, input, min, opt, max):
-            assert all(isinstance(t, tuple) for t in (min, opt, max))
+            assert isinstance(input, str) and all(isinstance(t, tuple) for t in (min, opt, max))
+            assert all(a <= b <= c for a, b, c in zip(min, opt, max)), "profile needs min <= opt <= max"
             self.shapes[input] = (min, opt, max)
 
     class Config:
@@ -284,26 +286,40 @@ def _fake_trt(version="10.13.0", fail_parse=False):
                 if -1 in t.shape:
                     assert any(t.name in p.shapes for p in config.profiles), f"dynamic input {t.name} has no profile"
             calls["build"] += 1
-            return HostMemory(b"FAKEPLAN" + json.dumps({"onnx": network.onnx, "flags": config.flags}).encode())
+            profiles = [{n: [list(d) for d in mom] for n, mom in p.shapes.items()} for p in config.profiles]
+            return HostMemory(b"FAKEPLAN" + json.dumps({"onnx": network.onnx, "flags": config.flags,
+                                                        "profiles": profiles}).encode())
 
     class Context:
         def __init__(self, engine):
-            self.engine, self.addr, self.shapes = engine, {}, {}
+            self.engine, self.addr, self.shapes, self.outs = engine, {}, {}, {}
 
         def set_input_shape(self, name, shape):
             assert name in engine_inputs(self.engine) and isinstance(shape, tuple)
+            if -1 not in self.engine.get_tensor_shape(name):  # a static input: only its own shape
+                return shape == self.engine.get_tensor_shape(name)
+            lo, _, hi = self.engine.get_tensor_profile_shape(name, 0)
+            if len(shape) != len(lo) or not all(a <= d <= b for a, d, b in zip(lo, shape, hi)):
+                calls["refused_shapes"].append(shape)
+                return False  # TensorRT logs an error and returns False for a shape outside the profile
             self.shapes[name] = shape
+            self.outs = {}
             return True
 
         def get_tensor_shape(self, name):
             if name in self.shapes:
                 return self.shapes[name]
-            feeds = {i.name: np.zeros(self.shapes.get(i.name, tuple(i.shape)), np.float32)
-                     for i in self.engine.sess.get_inputs()}
-            outs = self.engine.sess.run(None, feeds)
-            for o, v in zip(self.engine.sess.get_outputs(), outs):
-                self.shapes[o.name] = v.shape
-            return self.shapes[name]
+            if name in engine_inputs(self.engine):
+                return self.engine.get_tensor_shape(name)
+            if name not in self.outs:
+                for i in self.engine.sess.get_inputs():
+                    assert i.name in self.shapes or -1 not in self.engine.get_tensor_shape(i.name), \
+                        f"output shape asked before set_input_shape({i.name})"
+                feeds = {i.name: np.zeros(self.shapes.get(i.name, tuple(i.shape)), np.float32)
+                         for i in self.engine.sess.get_inputs()}
+                outs = self.engine.sess.run(None, feeds)
+                self.outs = {o.name: v.shape for o, v in zip(self.engine.sess.get_outputs(), outs)}
+            return self.outs[name]
 
         def set_tensor_address(self, name, memory):
             assert type(memory) is int, "set_tensor_address takes an int pointer"
@@ -315,6 +331,10 @@ def _fake_trt(version="10.13.0", fail_parse=False):
             assert type(stream_handle) is int
             names = [i.name for i in self.engine.sess.get_inputs()]
             assert all(n in self.addr for n in names), "input address not set"
+            for n in names:
+                if -1 in self.engine.get_tensor_shape(n):
+                    assert n in self.shapes, f"dynamic input {n}: set_input_shape not called"
+                    assert _MEM[self.addr[n]].shape == self.shapes[n], "buffer does not match the input shape"
             feeds = {n: _MEM[self.addr[n]]._a for n in names}
             outs = self.engine.sess.run(None, feeds)
             for o, v in zip(self.engine.sess.get_outputs(), outs):
@@ -327,7 +347,8 @@ def _fake_trt(version="10.13.0", fail_parse=False):
         return [i.name for i in engine.sess.get_inputs()]
 
     class Engine:
-        def __init__(self, onnx_path):
+        def __init__(self, onnx_path, profiles):
+            self.profiles = profiles
             self.sess = real_ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
             self.names = [i.name for i in self.sess.get_inputs()] + [o.name for o in self.sess.get_outputs()]
 
@@ -350,6 +371,11 @@ def _fake_trt(version="10.13.0", fail_parse=False):
                     return tuple(d if isinstance(d, int) else -1 for d in t.shape)
             raise KeyError(name)
 
+        def get_tensor_profile_shape(self, name, profile_index):
+            assert isinstance(name, str) and type(profile_index) is int
+            assert name in engine_inputs(self), "profile shapes exist for inputs only"
+            return [tuple(d) for d in self.profiles[profile_index][name]]
+
         def create_execution_context(self):
             return Context(self)
 
@@ -363,7 +389,8 @@ def _fake_trt(version="10.13.0", fail_parse=False):
             data = bytes(serialized_engine)
             if not data.startswith(b"FAKEPLAN"):
                 return None
-            return Engine(json.loads(data[8:])["onnx"])
+            plan = json.loads(data[8:])
+            return Engine(plan["onnx"], plan["profiles"])
 
     for obj in (Logger, BuilderFlag, MemoryPoolType, TensorIOMode, DataType, nptype, Builder, OnnxParser, Runtime):
         setattr(trt, obj.__name__, obj)
@@ -565,7 +592,7 @@ def test_corrupt_or_stale_engine_is_rebuilt_not_fatal(gpu_env, standins_dir, tmp
     cache = loader.engine_cache
     name = engine.name
     sha = name.split(".")[1]
-    cache.store("xseg_2", sha + "0" * 52, "fp16", b"NOT-A-PLAN")
+    cache.store("xseg_2", sha + "0" * 52, "fp16", b"NOT-A-PLAN", name.split(".")[3])  # same shape key
     (stale,) = [p for p in cache.dir.glob("xseg_2.*.engine")]
     assert stale.read_bytes() == b"NOT-A-PLAN"
     sess = _loader(standins_dir, tmp_path).session("xseg_2")
@@ -585,14 +612,93 @@ def test_trt11_has_no_fp16_flag_and_falls_back_to_fp32_build(gpu_env, standins_d
     assert _loader(standins_dir, tmp_path, fp16=False).session("inswapper_128").precision == "fp32"
 
 
-def test_dynamic_input_gets_profile_from_catalog_shape(gpu_env, standins_dir, tmp_path):
+def _scrfd_rows(side):
+    return [(side // st) ** 2 * 2 for st in (8, 16, 32)]
+
+
+@pytest.mark.parametrize("profile", ["speed", "default", "quality"])
+def test_shipped_profiles_detect_on_the_tensorrt_rung(gpu_env, standins_dir, tmp_path, profile):
+    """The engine is built for the profile's detector.size (speed 320, default/quality 640) and runs it."""
+    from livecam.face.detect import make_detector
+    from livecam.profiles import load_profile
+    from livecam.testing.standins import SCRFD_BOX
+
     env = gpu_env()
-    sess = _loader(standins_dir, tmp_path).session("scrfd_2.5g")
-    assert env.trt.calls["profiles"] == [{"input": ((1, 3, 640, 640),) * 3}]
+    settings = load_profile(profile)
+    side = settings.detector.size
+    loader = _loader(standins_dir, tmp_path)
+    det = make_detector(loader, settings)
+    assert det.session.provider == "tensorrt"
+    assert env.trt.calls["profiles"] == [{"input": ((1, 3, 32, 32), (1, 3, side, side), (1, 3, 1280, 1280))}]
+    (engine,) = loader.engine_cache.dir.glob("scrfd_2.5g.*.engine")
+    assert f".1x3x{side}x{side}-" in engine.name  # the shape is part of the engine's key
+    outs = det.session.run({"input": np.zeros((1, 3, side, side), np.float32)})
+    assert [o.shape[0] for o in outs[:3]] == _scrfd_rows(side)
+    faces = det.detect(np.zeros((side * 9 // 16, side, 3), np.uint8))
+    if side == 640:  # the stand-in's face sits at stride-32 row 260, which a 320 input does not have
+        assert len(faces) == 1 and faces[0].bbox.tolist() == pytest.approx(SCRFD_BOX, abs=1e-3)
+    else:
+        assert faces == []
+
+
+def test_each_detector_size_gets_its_engine_and_cache_key(gpu_env, standins_dir, tmp_path):
+    from livecam.face.detect import make_detector
+    from livecam.settings import Settings
+
+    env = gpu_env()
+    names = {}
+    for n, side in enumerate((320, 480, 640), start=1):
+        det = make_detector(_loader(standins_dir, tmp_path), Settings().with_changes({"detector.size": side}))
+        assert env.trt.calls["build"] == n
+        assert env.trt.calls["profiles"][-1]["input"][1] == (1, 3, side, side)
+        outs = det.session.run({"input": np.zeros((1, 3, side, side), np.float32)})
+        assert [o.shape[0] for o in outs[:3]] == _scrfd_rows(side)
+        names[side] = {p.name for p in _loader(standins_dir, tmp_path).engine_cache.dir.glob("scrfd_2.5g.*.engine")}
+    assert len(names[640]) == 3 and names[320] < names[480] < names[640]
+    # a new process asking for 480 again loads the cached engine: no build
+    make_detector(_loader(standins_dir, tmp_path), Settings().with_changes({"detector.size": 480}))
+    assert env.trt.calls["build"] == 3
+    # one loader, a size change: the new size gets its engine, the loader drops the old session
+    loader = _loader(standins_dir, tmp_path)
+    make_detector(loader, Settings())
+    make_detector(loader, Settings().with_changes({"detector.size": 320}))
+    assert loader.loaded() == ["scrfd_2.5g:fp16"] and env.trt.calls["build"] == 3
+
+
+def test_any_allowed_size_runs_on_one_engine_and_outside_the_range_is_refused(gpu_env, standins_dir, tmp_path):
+    from livecam.errors import ModelError
+    from livecam.inference.tensorrt import ShapeOutsideProfile
+
+    env = gpu_env()
+    sess = _loader(standins_dir, tmp_path).session("scrfd_2.5g", input_size=320)
+    # a 480 or 1280 input runs on the 320-tuned engine (inside its range), no rebuild
+    for side in (480, 1280, 64):
+        outs = sess.run({"input": np.zeros((1, 3, side, side), np.float32)})
+        assert [o.shape[0] for o in outs[:3]] == _scrfd_rows(side)
+    assert env.trt.calls["build"] == 1
+    # outside the built range: a clear error, TensorRT never sees the shape, the session keeps working
+    with pytest.raises(ShapeOutsideProfile) as err:
+        sess.run({"input": np.zeros((1, 3, 1600, 1600), np.float32)})
+    assert isinstance(err.value, ModelError) and "1x3x1600x1600" in err.value.message
+    assert "32x32..1280x1280" in err.value.message.replace("1x3x", "") and "detector.size" in err.value.fix
+    assert env.trt.calls["refused_shapes"] == []
     outs = sess.run({"input": np.zeros((1, 3, 640, 640), np.float32)})
-    assert [o.shape for o in outs] == [(12800, 1), (3200, 1), (800, 1), (12800, 4), (3200, 4), (800, 4),
-                                        (12800, 10), (3200, 10), (800, 10)]
     assert outs[2][260, 0] == pytest.approx(0.92)
+    # if TensorRT itself refuses a shape (set_input_shape -> False), the same error, no execution
+    with pytest.raises(ShapeOutsideProfile):
+        sess._run({"input": np.zeros((1, 3, 16, 16), np.float32)})
+    assert env.trt.calls["refused_shapes"] == [(1, 3, 16, 16)]
+    assert sess.run({"input": np.zeros((1, 3, 640, 640), np.float32)})[2][260, 0] == pytest.approx(0.92)
+
+
+def test_ort_trt_ep_gets_the_detector_profile(gpu_env, standins_dir, tmp_path):
+    env = gpu_env(trt_version=None)
+    sess = _loader(standins_dir, tmp_path).session("scrfd_2.5g", input_size=480)
+    assert sess.provider == "ort-tensorrt"
+    trt_opts = env.ort.created[0].options[0][1]
+    assert trt_opts["trt_profile_min_shapes"] == "input:1x3x32x32"
+    assert trt_opts["trt_profile_opt_shapes"] == "input:1x3x480x480"
+    assert trt_opts["trt_profile_max_shapes"] == "input:1x3x1280x1280"
 
 
 def test_device_arrays_in_give_device_arrays_out(gpu_env, standins_dir, tmp_path):

@@ -325,7 +325,7 @@ def make_detector(loader, settings) -> Detector:
     """The detector named by `settings.detector.model` ('scrfd' -> catalog scrfd_2.5g)."""
     ds = settings.detector
     if ds.model == "centerface":
-        return CenterFaceDetector(loader.session("centerface"), size=ds.size, score=ds.score)
-    if ds.model == "scrfd":
-        return ScrfdDetector(loader.session("scrfd_2.5g"), size=ds.size, score=ds.score)
+        return CenterFaceDetector(loader.session("centerface", input_size=ds.size), size=ds.size, score=ds.score)
+    if ds.model == "scrfd":  # input_size: a TensorRT engine tuned for this size (it runs any allowed size)
+        return ScrfdDetector(loader.session("scrfd_2.5g", input_size=ds.size), size=ds.size, score=ds.score)
     raise ValueError(f"unknown detector {ds.model!r}")
