@@ -510,7 +510,7 @@ def _fake_ort(available=("TensorrtExecutionProvider", "CUDAExecutionProvider", "
             return FakeIOBinding(self)
 
         def run_with_iobinding(self, iobinding, run_options=None):
-            assert isinstance(iobinding, FakeIOBinding) and iobinding.synced == ["in"]
+            assert isinstance(iobinding, FakeIOBinding) and iobinding.synced[-1:] == ["in"]
             assert set(iobinding.outputs) == {o.name for o in self._sess.get_outputs()}
             iobinding.results = self._sess.run(None, iobinding.inputs)
 
@@ -824,3 +824,64 @@ def test_every_session_run_counts_as_inference_time(gpu_env, standins_dir, tmp_p
         t0 = infer_seconds()
         sess.run({"input": np.zeros((1, 3, 512, 512), np.float32)})
         assert infer_seconds() > t0
+
+
+# ----------------------------------------------------------------------------- tests: threads
+def _hammer(sess, make_feed, check, threads=2, calls=40):
+    """`threads` threads call one session `calls` times each with their own inputs; returns the failures."""
+    import threading
+
+    failures, start = [], threading.Barrier(threads)
+
+    def work(k):
+        start.wait()
+        for i in range(calls):
+            feed, want = make_feed(k, i)
+            try:
+                got = sess.run(feed)
+            except Exception as exc:  # noqa: BLE001 - a crash is a failure too
+                failures.append(f"thread {k} call {i}: {exc!r}")
+                continue
+            if not check(got, want):
+                failures.append(f"thread {k} call {i}: output of another call")
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show up
+    try:
+        ts = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(old)
+    return failures
+
+
+def _identity_feed(host=True):
+    def make(k, i):
+        target = np.full((1, 3, 128, 128), (k * 100 + i) / 1000.0, np.float32)
+        t = target if host else FakeCupyArray.of(target)
+        return {"target": t, "source": np.zeros((1, 512), np.float32)}, target
+    return make
+
+
+def _same(got, want):
+    out = got[0]._a if isinstance(got[0], FakeCupyArray) else got[0]
+    return np.array_equal(out, want)
+
+
+def test_two_threads_share_one_tensorrt_session_without_mixing_outputs(gpu_env, standins_dir, tmp_path):
+    gpu_env()
+    sess = _loader(standins_dir, tmp_path).session("inswapper_128")
+    assert sess.provider == "tensorrt"
+    assert _hammer(sess, _identity_feed(), _same) == []
+    assert _hammer(sess, _identity_feed(host=False), _same) == []  # device arrays in and out
+
+
+def test_two_threads_share_one_ort_gpu_session_without_mixing_outputs(gpu_env, standins_dir, tmp_path):
+    gpu_env(trt_version=None)
+    sess = _loader(standins_dir, tmp_path, provider="cuda").session("inswapper_128")
+    assert sess.provider == "cuda"
+    assert _hammer(sess, _identity_feed(host=False), _same) == []
+    assert _hammer(sess, _identity_feed(), _same) == []
