@@ -885,3 +885,20 @@ def test_two_threads_share_one_ort_gpu_session_without_mixing_outputs(gpu_env, s
     assert sess.provider == "cuda"
     assert _hammer(sess, _identity_feed(host=False), _same) == []
     assert _hammer(sess, _identity_feed(), _same) == []
+
+
+def test_fp16_engine_check_releases_the_fp32_reference(gpu_env, standins_dir, tmp_path):
+    import gc
+    import weakref
+
+    from livecam.swap.swappers import make_swapper
+
+    gpu_env()
+    loader = _loader(standins_dir, tmp_path)
+    sw = make_swapper(loader, "inswapper_128", fp16=True)
+    assert sw.session.precision == "fp16"  # the identity stand-in agrees in FP16 and FP32
+    assert loader.loaded() == ["inswapper_128:fp16"]  # the FP32 reference is not cached
+    ref = weakref.ref(loader.session("inswapper_128", fp16=False))  # (re-made here only to watch it go)
+    loader.release("inswapper_128", fp16=False)
+    gc.collect()
+    assert ref() is None and loader.loaded() == ["inswapper_128:fp16"]

@@ -127,9 +127,18 @@ class SwapStage:
         with self._lock:
             new, self._pending = self._pending, None
         if new is not None:
-            self._swapper = new  # the atomic swap-in
+            old, self._swapper = self._swapper, new  # the atomic swap-in
             self._note(new.note)
             self.messages.append(f"swapper: {new.name}")
+            if old.name != new.name:
+                self._release(old.name)
+
+    def _release(self, name: str) -> None:
+        """Let the loader drop a model no stage part needs any more (bounded memory on switches)."""
+        self._latents = {k: v for k, v in self._latents.items() if k[1] != name}
+        release = getattr(self.loader, "release", None)  # loaders without a session cache have none
+        if release is not None:
+            release(name)
 
     def _note(self, text: str) -> None:
         if text:
