@@ -27,8 +27,10 @@ def _host(a) -> np.ndarray:
     return a.get() if hasattr(a, "get") else np.asarray(a)  # CuPy arrays have .get()
 
 
-def check_swap(xp, swapped, target) -> str:
-    """"" when the swapped crop is plausible, else the reason it is not."""
+def check_swap(xp, swapped, target, to_host=None) -> str:
+    """"" when the swapped crop is plausible, else the reason it is not.
+
+    `to_host`: the backend's download (`backend.to_host`); the one host read per face."""
     s = swapped[::4, ::4]
     # All statistics in one device array and one transfer (one sync on the GPU).
     # The sum runs over every pixel: a single NaN/Inf anywhere poisons it.
@@ -37,7 +39,7 @@ def check_swap(xp, swapped, target) -> str:
         (s >= SATURATED_LEVEL).mean(dtype=xp.float32), s.std(dtype=xp.float32),
         target[::4, ::4].mean(dtype=xp.float32),
     ])
-    total, mean, saturated, std, t_mean = (float(v) for v in _host(stats))
+    total, mean, saturated, std, t_mean = (float(v) for v in (to_host or _host)(stats))
     if not np.isfinite(total):
         return "non-finite"
     if mean < NEAR_BLACK_MEAN and t_mean > NEAR_BLACK_TARGET:
@@ -68,8 +70,8 @@ class SwapGuard:
         self._last_good: dict[int, np.ndarray] = {}
         self._misses: dict[int, int] = {}
 
-    def decide(self, xp, track_id: int, swapped, target, hold: int) -> GuardDecision:
-        reason = check_swap(xp, swapped, target)
+    def decide(self, xp, track_id: int, swapped, target, hold: int, to_host=None) -> GuardDecision:
+        reason = check_swap(xp, swapped, target, to_host)
         if not reason:
             buf = self._last_good.get(track_id)
             if buf is None or buf.shape != swapped.shape:

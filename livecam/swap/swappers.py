@@ -43,6 +43,12 @@ class _Swapper:
         s = self.size
         self._blob = np.empty((1, 3, s, s), dtype=np.float32)
         self._out = np.empty((s, s, 3), dtype=np.float32)
+        self._device: dict = {}  # device blob/out (CuPy), made on the first `swap_device`
+
+    @property
+    def on_device(self) -> bool:
+        """True when the session takes and returns device arrays (TensorRT, ORT CUDA/TensorRT)."""
+        return getattr(self.session, "provider", "cpu") in DEVICE_PROVIDERS
 
     # value range of the model's image tensors: x_model = x01 * scale + shift
     scale, shift = 1.0, 0.0
@@ -67,6 +73,33 @@ class _Swapper:
             self._out += b
         np.clip(self._out, 0.0, 255.0, out=self._out)
         return self._out
+
+
+    def swap_device(self, xp, crop_u8, latent):
+        """`swap` on device arrays (`xp` = cupy): the crop and the result never leave the GPU.
+
+        Same maths as `swap`; the session gets device arrays (IO binding / TensorRT buffers)
+        and returns device arrays. Returns the swapper's reused device buffer."""
+        s = self.size
+        if not self._device:
+            self._device = {"blob": xp.empty((1, 3, s, s), dtype=xp.float32),
+                            "out": xp.empty((s, s, 3), dtype=xp.float32)}
+        blob, out = self._device["blob"], self._device["out"]
+        blob[0] = crop_u8[:, :, ::-1].transpose(2, 0, 1)  # BGR HWC uint8 -> RGB CHW float
+        blob *= self.scale / 255.0
+        if self.shift:
+            blob += self.shift
+        pred = self.session.run(_feeds(self.session, blob, latent, self.target_first))[0]
+        out[...] = pred.reshape(3, s, s)[::-1].transpose(1, 2, 0)  # RGB CHW -> BGR HWC
+        out *= 255.0 / self.scale
+        if self.shift:
+            out += -self.shift * 255.0 / self.scale
+        xp.clip(out, 0.0, 255.0, out=out)  # NaN survives: the guard sees it
+        return out
+
+
+# Providers whose sessions take device (CuPy) arrays and return device arrays.
+DEVICE_PROVIDERS = ("tensorrt", "ort-tensorrt", "cuda")
 
 
 class InswapperSwapper(_Swapper):
