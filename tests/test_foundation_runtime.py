@@ -31,14 +31,29 @@ class _Data:
         self.ptr = ptr
 
 
+class FakeEvent:
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        assert isinstance(block, bool) and isinstance(disable_timing, bool)
+        self.recorded_on = None
+
+    def record(self, stream=None):
+        assert stream is None or isinstance(stream, FakeStream)
+        self.recorded_on = stream
+
+
 class FakeStream:
     def __init__(self, null=False, non_blocking=False, ptds=False, priority=None):
         assert isinstance(non_blocking, bool)
         self.ptr = next(_ptrs)
         self.syncs = 0
+        self.waited: list = []
 
     def synchronize(self):
         self.syncs += 1
+
+    def wait_event(self, event):
+        assert isinstance(event, FakeEvent) and event.recorded_on is not None, "wait on an unrecorded event"
+        self.waited.append(event.recorded_on)
 
     def __enter__(self):
         return self
@@ -112,7 +127,9 @@ def _fake_cupy(n_devices=1):
         return a._a.copy()
 
     cp.empty, cp.copyto, cp.asnumpy = empty, copyto, asnumpy
-    cuda = types.SimpleNamespace(Stream=FakeStream, Device=_Device)
+    current = FakeStream()  # the caller's (current) stream
+    cuda = types.SimpleNamespace(Stream=FakeStream, Device=_Device, Event=FakeEvent,
+                                 get_current_stream=lambda device=None: current)
     cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: n_devices,
                                          getDeviceProperties=lambda i: {"name": b"Fake GPU"})
 
@@ -708,6 +725,12 @@ def test_device_arrays_in_give_device_arrays_out(gpu_env, standins_dir, tmp_path
     outs = sess.run({"source": env.cupy.ndarray((1, 512)), "target": FakeCupyArray.of(target)})
     assert all(isinstance(o, FakeCupyArray) for o in outs)
     assert np.array_equal(outs[0]._a, target) and outs[1].shape == (1, 1, 256, 256)
+    # no host sync on the device path: the streams wait on each other through events
+    caller = env.cupy.cuda.get_current_stream()
+    assert sess._stream.syncs == 0 and caller.syncs == 0
+    assert sess._stream.waited == [caller] and caller.waited == [sess._stream]
+    sess.run({"source": np.zeros((1, 512), np.float32), "target": target})  # host arrays: one sync
+    assert sess._stream.syncs == 1
 
 
 def test_parse_failure_falls_down_the_ladder_with_reason(gpu_env, standins_dir, tmp_path):

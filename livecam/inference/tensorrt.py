@@ -2,7 +2,9 @@
 
 Used as the first rung of the provider ladder when `tensorrt` and `cupy` import and
 a CUDA GPU is present. One CUDA stream per session, device buffers allocated once
-(re-allocated only when a dynamic input changes shape), one sync per `run`.
+(re-allocated only when a dynamic input changes shape). Host arrays in: one sync per
+`run`. Device arrays in: no host sync at all; the session's stream and the caller's
+are ordered with CUDA events.
 
 Shapes: a dynamic input gets one optimization profile (`ShapeRange`: min, opt, max)
 covering every size its setting allows (a detector: any `detector.size`), tuned
@@ -237,6 +239,13 @@ class TrtSession:
     def _run(self, feeds: dict) -> list:
         device_out = any(is_device_array(v) for v in feeds.values())
         with infer_timer(), self._device:
+            if device_out:
+                # Device inputs were made on the caller's stream: the session's stream waits for
+                # them on the GPU (an event), not the host.
+                caller = self._cp.cuda.get_current_stream()
+                ready = self._cp.cuda.Event(disable_timing=True)
+                ready.record(caller)
+                self._stream.wait_event(ready)
             for name in self.input_names:
                 arr = feeds[name]
                 shape = tuple(int(d) for d in arr.shape)
@@ -257,8 +266,11 @@ class TrtSession:
                                  "run with --set runtime.provider=cuda and report it")
             if device_out:
                 with self._stream:
-                    result = [o.copy() for o in outs]
-                self._stream.synchronize()
+                    result = [o.copy() for o in outs]  # the session's buffers serve the next call
+                # No host sync: the caller's stream waits for the outputs on the GPU.
+                done = self._cp.cuda.Event(disable_timing=True)
+                done.record(self._stream)
+                caller.wait_event(done)
                 return result
             result = [o.get(stream=self._stream) for o in outs]
             self._stream.synchronize()
