@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from livecam.ops.cpu import SRGB_TO_LINEAR
+from livecam.ops.fused import FusedFaceOps
 
 # cv2.pyrDown / pyrUp 5-tap binomial kernel.
 _PYR = np.array([1.0, 4.0, 6.0, 4.0, 1.0], dtype=np.float32) / 16.0
@@ -82,6 +83,8 @@ class XpBackend:
         self._pyr_up = xp.asarray(_PYR * 2.0)
         # CUDA kernels only on CuPy (the counting backend runs this class's GPU path on NumPy)
         self._kernels = _CudaKernels(xp) if self.is_gpu and fused_kernels else None
+        # per-face reductions (guard, colour transfer) in few launches; None = the xp code below
+        self.fused = FusedFaceOps(xp, self._srgb_lut) if self._kernels is not None else None
         self._gauss: dict[float, object] = {}  # device Gaussian weights per sigma
 
     # -- memory ----------------------------------------------------------------

@@ -89,6 +89,14 @@ def device_color_lut(backend, st: TrackState, swapped_u8, target_u8, mask, momen
     The same arithmetic as the host path (float64, same clamps and quantization); the
     track's smoothed gain/bias stay device arrays in `st`. Returns the (256, 3) uint8 table."""
     xp = backend.xp
+    fused = backend.fused
+    if fused is not None:  # CuPy: the same arithmetic in three launches
+        k = max(1, swapped_u8.shape[0] // STATS_SAMPLES)
+        table = fused.color_table(st, swapped_u8, target_u8, mask, momentum, k,
+                                  {"gain_lo": GAIN_RANGE[0], "gain_hi": GAIN_RANGE[1], "bias": BIAS_RANGE,
+                                   "quant": QUANT})
+        if table is not None:
+            return table
 
     def mean_std(sums):
         sums = sums.astype(xp.float64)

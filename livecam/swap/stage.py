@@ -261,7 +261,7 @@ class SwapStage:
                 else:
                     swapped = be.asarray(swapper.swap(be.to_host(crop), latent))
             with times.stage("guard"):
-                decision = self.guard.decide(xp, tid, swapped, crop, settings.swapper.guard_hold, be.to_host)
+                decision = self.guard.decide(xp, tid, swapped, crop, settings.swapper.guard_hold, be.to_host, be.fused)
                 if decision.use == "pass":
                     continue
                 work = self._buf("work", (size, size, 3))
