@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from livecam.face.geometry import invert_affine, transform_points, warp_crop
+from livecam.inference.session import serialised
 
 
 class Landmarker(Protocol):
@@ -51,6 +52,7 @@ class Fan68:
         self._input = session.input_names[0]
         self._blob = np.zeros((1, 3, self.size, self.size), np.float32)
 
+    @serialised  # reused blob: a detection worker and the frame thread may share the adapter
     def landmarks(self, frame: np.ndarray, bbox: np.ndarray) -> tuple[np.ndarray, float]:
         m = fan_crop_matrix(bbox, self.size)
         crop = warp_crop(frame, m, self.size, border=cv2.BORDER_CONSTANT)
@@ -90,6 +92,7 @@ class Landmark106:
         self._input = session.input_names[0]
         self._blob = np.zeros((1, 3, self.size, self.size), np.float32)
 
+    @serialised  # reused blob: a detection worker and the frame thread may share the adapter
     def landmarks(self, frame: np.ndarray, bbox: np.ndarray) -> tuple[np.ndarray, float]:
         m = l106_crop_matrix(bbox, self.size)
         crop = warp_crop(frame, m, self.size, border=cv2.BORDER_CONSTANT)

@@ -13,9 +13,9 @@ Threads (the lock rule, docs/architecture.md "Sessions and threads"):
   stream, device buffers and ORT IO binding serve one call at a time);
 - a model adapter (detector, embedder, swapper, masker) owns reused host buffers.
   One that more than one thread may call wraps its entry points in `serialised`
-  (a lock per adapter instance); one that a single thread owns (a swapper, the
-  tracker's landmarker) does not, and another thread makes its own adapter over
-  the same session instead.
+  (a lock per adapter instance); one that a single thread owns (the swap stage's
+  swapper and maskers) does not, and another thread makes its own adapter over the
+  same session instead.
 """
 
 from __future__ import annotations
