@@ -62,9 +62,7 @@ class DeviceArray(np.ndarray):
         self._sync()
         return int(np.asarray(self))
 
-    def __index__(self):
-        self._sync()
-        return int(np.asarray(self))
+    __index__ = __int__
 
     def __bool__(self):
         self._sync()
