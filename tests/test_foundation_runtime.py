@@ -925,3 +925,17 @@ def test_fp16_engine_check_releases_the_fp32_reference(gpu_env, standins_dir, tm
     loader.release("inswapper_128", fp16=False)
     gc.collect()
     assert ref() is None and loader.loaded() == ["inswapper_128:fp16"]
+
+
+def test_a_detector_size_change_reuses_an_onnx_runtime_session(gpu_env, standins_dir, tmp_path):
+    """Only a native TensorRT engine is rebuilt for a new detector.size; ORT sessions run any size."""
+    from livecam.face.detect import make_detector
+    from livecam.settings import Settings
+
+    gpu_env(trt_version=None)  # ORT TensorRT EP rung
+    loader = _loader(standins_dir, tmp_path)
+    a = make_detector(loader, Settings())
+    b = make_detector(loader, Settings().with_changes({"detector.size": 320}))
+    assert a.session is b.session and a.session.provider == "ort-tensorrt"
+    outs = b.session.run({"input": np.zeros((1, 3, 320, 320), np.float32)})
+    assert [o.shape[0] for o in outs[:3]] == _scrfd_rows(320)

@@ -86,13 +86,15 @@ class ModelLoader:
         ranges = shape_ranges(spec, input_size)
         key = (name, self._precision(fp16), profile_tag(ranges))
         with self._lock:
-            if key in self._sessions:
-                return self._sessions[key]
+            cached = self._cached(key)
+            if cached is not None:
+                return cached
             build_lock = self._building.setdefault(key, threading.Lock())
         with build_lock:  # one build per key; other models load in parallel
             with self._lock:
-                if key in self._sessions:
-                    return self._sessions[key]
+                cached = self._cached(key)
+                if cached is not None:
+                    return cached
             path = self.path(name)
             sha = (self.store.records.checked(path) or {}).get("sha256", "")
             if spec.dynamic_dims:
@@ -110,6 +112,17 @@ class ModelLoader:
                 self._sessions[key] = sess
                 self._attempts[name] = attempts
             return sess
+
+    def _cached(self, key: tuple):
+        """The session for `key`; for another input size of the model, its session when that
+        is not a native TensorRT engine (ONNX Runtime runs every size in the range as it is;
+        only a TensorRT engine is worth rebuilding, tuned for the new size). Under `_lock`."""
+        if key in self._sessions:
+            return self._sessions[key]
+        for other, sess in self._sessions.items():
+            if other[:2] == key[:2] and sess.provider != "tensorrt":
+                return sess
+        return None
 
     def release(self, name: str, fp16: bool | None = None) -> int:
         """Drop the cached sessions of `name` (one precision, or all when `fp16` is None).
