@@ -67,3 +67,25 @@ def test_fp16_file_check_drops_the_fp32_reference(standins_dir):
     sw = make_swapper(loader, "inswapper_128_fp16")
     assert sw.name == "inswapper_128_fp16"  # the stand-in's FP16 rounding is far below the bound
     assert loader.loaded() == ["inswapper_128_fp16:fp16"]
+
+
+def test_a_mask_model_switch_releases_the_old_one(standins_dir, astronaut):
+    from livecam.inference.models import ModelLoader
+    from livecam.swap.stage import SwapStage
+
+    loader = ModelLoader(models_dir=standins_dir)
+    settings = Settings().with_changes({"masks.types": ["box", "occlusion"], "masks.occlusion_model": "xseg_1"})
+    stage = SwapStage(loader, settings)
+    e = np.random.default_rng(1).normal(size=512).astype(np.float32)
+    source = SourceFace("src", e, e / np.linalg.norm(e))
+    face = Face(bbox=np.r_[ASTRO_KPS5.min(0) - 30, ASTRO_KPS5.max(0) + 30], kps5=ASTRO_KPS5, score=1.0, track_id=1)
+    stage.process(astronaut, [face], source, settings)
+    assert "xseg_1:fp16" in loader.loaded()
+    for model in ("xseg_2", "many", "xseg_3"):
+        new = settings.with_changes({"masks.occlusion_model": model})
+        stage.process(astronaut, [face], source, new)  # starts the load; the old masker runs meanwhile
+        stage.wait_idle()
+        stage.process(astronaut, [face], source, new)  # adopts the new masker, drops the old one
+        xsegs = sorted(m for m in loader.loaded() if m.startswith("xseg"))
+        want = ["xseg_1:fp16", "xseg_2:fp16", "xseg_3:fp16"] if model == "many" else [f"{model}:fp16"]
+        assert xsegs == want, (model, xsegs)  # the replaced model's session is gone

@@ -162,17 +162,27 @@ class SwapStage:
             keys.append(f"region:{settings.masks.region_model}")
         return keys
 
-    def _make_masker(self, key: str):
+    @staticmethod
+    def _masker_models(key: str) -> tuple[str, ...]:
         kind, name = key.split(":")
-        if kind == "occlusion":
-            names = _XSEGS if name == "many" else (name,)
-            return M.OcclusionMasker([self.loader.session(n) for n in names])
-        return M.RegionMasker(self.loader.session(name))
+        return (_XSEGS if name == "many" else (name,)) if kind == "occlusion" else (name,)
+
+    def _make_masker(self, key: str):
+        sessions = [self.loader.session(n) for n in self._masker_models(key)]
+        return M.OcclusionMasker(sessions) if key.startswith("occlusion:") else M.RegionMasker(sessions[0])
 
     def _masker(self, key: str):
         with self._lock:
             masker = self._maskers.get(key)
             failed = key in self._failed
+            # the masker of this kind it replaces (another model) is not needed any more
+            stale = [k for k in self._maskers if masker is not None and k != key and
+                     k.split(":")[0] == key.split(":")[0]]
+            for k in stale:
+                del self._maskers[k]
+        keep = set(self._masker_models(key))
+        for name in {n for k in stale for n in self._masker_models(k)} - keep:
+            self._release(name)
         if masker is None and not failed:
             self._start(key, lambda: self._make_masker(key))
         return masker
