@@ -30,7 +30,7 @@ def test_device_part_on_the_counting_backend():
     cpu_paths = [{"faces": n, "per_face_ms": 1e9} for n in FACE_COUNTS]  # a CPU this slow: GPU always "faster"
     result, checks = device_part(CountingBackend, counting_loader, get_backend("cpu"), 2, cpu_paths)
     assert checks and all(checks.values()), {k: v for k, v in checks.items() if not v}
-    assert [c["host_reads_per_face"] for c in result["gpu_counts"]] == [1.0, 1.0, 1.0]
+    assert [c["backend_reads_per_face"] for c in result["gpu_counts"]] == [1.0, 1.0, 1.0]
     slow_cpu = [{"faces": n, "per_face_ms": 0.0} for n in FACE_COUNTS]
     _, checks = device_part(CountingBackend, counting_loader, get_backend("cpu"), 1, slow_cpu)
     assert not checks["gpu_faster_than_cpu_1_faces"]
