@@ -155,7 +155,8 @@ def count_swap_path(backend, loader, faces: int, frames: int = 3) -> dict:
                           "syncs": counter.syncs, "crop_crossings": counter.crop_crossings(stage._swapper.size)})
     last = per_frame[-1]
     return {"faces": faces, "crop_crossings": max(p["crop_crossings"] for p in per_frame),
-            "frame_uploads": last["uploads"].count(frame.shape), "frame_downloads": last["downloads"].count(frame.shape),
+            "frame_uploads": last["uploads"].count(frame.shape),
+            "frame_downloads": last["downloads"].count(frame.shape),
             # the frame's download is one sync per frame, not per face
             "backend_reads_per_face": round((last["syncs"] - last["downloads"].count(frame.shape)) / faces, 3)}
 
@@ -203,7 +204,8 @@ def parity(gpu, cpu) -> dict:
     crop_c = cpu.warp_affine(frame, mat, (256, 256))
     crop_g = gpu.to_host(gpu.warp_affine(gpu.asarray(frame), mat, (256, 256)))
     res["warp_affine"] = _diff(crop_c, crop_g)
-    res["resize"] = _diff(cpu.resize(crop_c, (64, 64), "area"), gpu.to_host(gpu.resize(gpu.asarray(crop_c), (64, 64), "area")))
+    res["resize"] = _diff(cpu.resize(crop_c, (64, 64), "area"),
+                          gpu.to_host(gpu.resize(gpu.asarray(crop_c), (64, 64), "area")))
     f = crop_c.astype(np.float32)
     res["gaussian_blur"] = _diff(cpu.gaussian_blur(f, 3.0), gpu.to_host(gpu.gaussian_blur(gpu.asarray(f), 3.0)))
     alpha = np.clip(np.random.default_rng(1).random((256, 256)), 0, 1).astype(np.float32)

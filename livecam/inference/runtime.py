@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from livecam.errors import ModelError
-from livecam.inference.tensorrt import EngineBuildError, ShapeRange, TrtSession, build_engine, is_device_array, profile_tag
+from livecam.inference.tensorrt import (EngineBuildError, ShapeRange, TrtSession, build_engine, is_device_array,
+                                        profile_tag)
 from livecam.timing import infer_timer
 
 log = logging.getLogger(__name__)

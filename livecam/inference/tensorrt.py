@@ -145,7 +145,8 @@ def build_engine(trt, onnx_path: Path, fp16: bool, timing_cache: Path | None = N
         for name in dynamic:
             rng = (profiles or {}).get(name)
             if rng is None:
-                raise EngineBuildError(f"{onnx_path.name}: input '{name}' has a dynamic shape and no shape range was given")
+                raise EngineBuildError(f"{onnx_path.name}: input '{name}' has a dynamic shape "
+                                       "and no shape range was given")
             profile.set_shape(name, tuple(rng.min), tuple(rng.opt), tuple(rng.max))
         config.add_optimization_profile(profile)
     old = b""
