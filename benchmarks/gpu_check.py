@@ -262,9 +262,14 @@ def device_part(make_backend, make_loader, cpu, frames: int, cpu_paths: list) ->
         be = make_backend()
         paths.append(time_swap_path(be, make_loader(be), n, frames))
     result["gpu_swap_path"] = paths
-    for g, c in zip(paths, cpu_paths):
-        checks[f"gpu_faster_than_cpu_{g['faces']}_faces"] = g["per_face_ms"] < c["per_face_ms"]
+    checks.update(speed_checks(paths, cpu_paths))
     return result, checks
+
+
+def speed_checks(gpu_paths: list, cpu_paths: list) -> dict:
+    """GPU per-face time below the CPU backend's, per face count."""
+    return {f"gpu_faster_than_cpu_{g['faces']}_faces": g["per_face_ms"] < c["per_face_ms"]
+            for g, c in zip(gpu_paths, cpu_paths)}
 
 
 def run(cpu_only: bool = False, frames: int = 30) -> dict:
