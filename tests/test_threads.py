@@ -127,3 +127,42 @@ def test_embedding_problem_names_what_is_wrong():
     assert "512" in embedding_problem(v[:100])
     v[3] = np.inf
     assert "not finite" in embedding_problem(v)
+
+
+def test_pipeline_frames_keep_running_while_the_tui_adds_faces(loader, tmp_path):
+    """The real pipeline (tracker with ArcFace for reference mode, swap stage) on the frame
+    thread, `FaceBank.add` on a worker thread: no frame fails, every added face is exact."""
+    from livecam.controls import ControlState
+    from livecam.pipeline import Pipeline
+
+    settings = Settings().with_changes({"selector.mode": "reference", "selector.reference": "face0"})
+    paths = _images(tmp_path, 5)
+    expected = {p.stem: FaceBank(FaceAnalyser(loader, settings), cache_dir=tmp_path / "ref").add(p).embedding
+                for p in paths}
+    bank = FaceBank(FaceAnalyser(loader, settings), cache_dir=tmp_path / "cache")
+    bank.add(paths[0])
+    pipeline = Pipeline(loader, settings, bank)
+    state = ControlState(settings=settings, version=1)
+    frame = cv2.imread(str(paths[0]))
+    errors, frames, swapped, stop = [], [0], [0], threading.Event()
+
+    def frame_thread():
+        while not stop.is_set() or frames[0] < 3:
+            out, report = pipeline.process(frame, state)
+            errors.extend(report.errors)
+            frames[0] += 1
+            swapped[0] += report.swapped
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        t = threading.Thread(target=frame_thread)
+        t.start()
+        added = [bank.add(p) for p in paths[1:]]
+        stop.set()
+        t.join(60)
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == [] and frames[0] >= 3 and swapped[0] >= 1  # the reference face matched and was swapped
+    assert all(np.array_equal(f.embedding, expected[f.name]) for f in added)
+    assert bank.names() == [p.stem for p in paths]
