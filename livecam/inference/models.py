@@ -229,7 +229,7 @@ def shape_ranges(spec, input_size: int | None = None) -> dict[str, ShapeRange]:
         shape = item.get("shape")
         if not shape:
             continue
-        if spec.kind == "detector" and len(shape) == 4:
+        if spec.kind == "detector" and len(shape) == 4 and item.get("layout", "NCHW") == "NCHW":
             lo, hi = detector_size_range()
             channels = shape[1] if isinstance(shape[1], int) else 3
             side = int(input_size or (shape[2] if isinstance(shape[2], int) else 640))
