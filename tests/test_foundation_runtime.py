@@ -31,14 +31,29 @@ class _Data:
         self.ptr = ptr
 
 
+class FakeEvent:
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        assert isinstance(block, bool) and isinstance(disable_timing, bool)
+        self.recorded_on = None
+
+    def record(self, stream=None):
+        assert stream is None or isinstance(stream, FakeStream)
+        self.recorded_on = stream
+
+
 class FakeStream:
     def __init__(self, null=False, non_blocking=False, ptds=False, priority=None):
         assert isinstance(non_blocking, bool)
         self.ptr = next(_ptrs)
         self.syncs = 0
+        self.waited: list = []
 
     def synchronize(self):
         self.syncs += 1
+
+    def wait_event(self, event):
+        assert isinstance(event, FakeEvent) and event.recorded_on is not None, "wait on an unrecorded event"
+        self.waited.append(event.recorded_on)
 
     def __enter__(self):
         return self
@@ -112,7 +127,9 @@ def _fake_cupy(n_devices=1):
         return a._a.copy()
 
     cp.empty, cp.copyto, cp.asnumpy = empty, copyto, asnumpy
-    cuda = types.SimpleNamespace(Stream=FakeStream, Device=_Device)
+    current = FakeStream()  # the caller's (current) stream
+    cuda = types.SimpleNamespace(Stream=FakeStream, Device=_Device, Event=FakeEvent,
+                                 get_current_stream=lambda device=None: current)
     cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: n_devices,
                                          getDeviceProperties=lambda i: {"name": b"Fake GPU"})
 
@@ -143,7 +160,8 @@ def _fake_trt(version="10.13.0", fail_parse=False):
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version
     major = int(version.split(".")[0])
-    calls = trt.calls = {"build": 0, "flags": [], "profiles": [], "timing_cache_in": [], "deserialize": 0}
+    calls = trt.calls = {"build": 0, "flags": [], "profiles": [], "timing_cache_in": [], "deserialize": 0,
+                         "refused_shapes": []}
 
     class Logger:
         WARNING = 2
@@ -226,7 +244,8 @@ def _fake_trt(version="10.13.0", fail_parse=False):
             self.shapes = {}
 
         def set_shape(self, input, min, opt, max):
-            assert all(isinstance(t, tuple) for t in (min, opt, max))
+            assert isinstance(input, str) and all(isinstance(t, tuple) for t in (min, opt, max))
+            assert all(a <= b <= c for a, b, c in zip(min, opt, max)), "profile needs min <= opt <= max"
             self.shapes[input] = (min, opt, max)
 
     class Config:
@@ -284,26 +303,40 @@ def _fake_trt(version="10.13.0", fail_parse=False):
                 if -1 in t.shape:
                     assert any(t.name in p.shapes for p in config.profiles), f"dynamic input {t.name} has no profile"
             calls["build"] += 1
-            return HostMemory(b"FAKEPLAN" + json.dumps({"onnx": network.onnx, "flags": config.flags}).encode())
+            profiles = [{n: [list(d) for d in mom] for n, mom in p.shapes.items()} for p in config.profiles]
+            return HostMemory(b"FAKEPLAN" + json.dumps({"onnx": network.onnx, "flags": config.flags,
+                                                        "profiles": profiles}).encode())
 
     class Context:
         def __init__(self, engine):
-            self.engine, self.addr, self.shapes = engine, {}, {}
+            self.engine, self.addr, self.shapes, self.outs = engine, {}, {}, {}
 
         def set_input_shape(self, name, shape):
             assert name in engine_inputs(self.engine) and isinstance(shape, tuple)
+            if -1 not in self.engine.get_tensor_shape(name):  # a static input: only its own shape
+                return shape == self.engine.get_tensor_shape(name)
+            lo, _, hi = self.engine.get_tensor_profile_shape(name, 0)
+            if len(shape) != len(lo) or not all(a <= d <= b for a, d, b in zip(lo, shape, hi)):
+                calls["refused_shapes"].append(shape)
+                return False  # TensorRT logs an error and returns False for a shape outside the profile
             self.shapes[name] = shape
+            self.outs = {}
             return True
 
         def get_tensor_shape(self, name):
             if name in self.shapes:
                 return self.shapes[name]
-            feeds = {i.name: np.zeros(self.shapes.get(i.name, tuple(i.shape)), np.float32)
-                     for i in self.engine.sess.get_inputs()}
-            outs = self.engine.sess.run(None, feeds)
-            for o, v in zip(self.engine.sess.get_outputs(), outs):
-                self.shapes[o.name] = v.shape
-            return self.shapes[name]
+            if name in engine_inputs(self.engine):
+                return self.engine.get_tensor_shape(name)
+            if name not in self.outs:
+                for i in self.engine.sess.get_inputs():
+                    assert i.name in self.shapes or -1 not in self.engine.get_tensor_shape(i.name), \
+                        f"output shape asked before set_input_shape({i.name})"
+                feeds = {i.name: np.zeros(self.shapes.get(i.name, tuple(i.shape)), np.float32)
+                         for i in self.engine.sess.get_inputs()}
+                outs = self.engine.sess.run(None, feeds)
+                self.outs = {o.name: v.shape for o, v in zip(self.engine.sess.get_outputs(), outs)}
+            return self.outs[name]
 
         def set_tensor_address(self, name, memory):
             assert type(memory) is int, "set_tensor_address takes an int pointer"
@@ -315,6 +348,10 @@ def _fake_trt(version="10.13.0", fail_parse=False):
             assert type(stream_handle) is int
             names = [i.name for i in self.engine.sess.get_inputs()]
             assert all(n in self.addr for n in names), "input address not set"
+            for n in names:
+                if -1 in self.engine.get_tensor_shape(n):
+                    assert n in self.shapes, f"dynamic input {n}: set_input_shape not called"
+                    assert _MEM[self.addr[n]].shape == self.shapes[n], "buffer does not match the input shape"
             feeds = {n: _MEM[self.addr[n]]._a for n in names}
             outs = self.engine.sess.run(None, feeds)
             for o, v in zip(self.engine.sess.get_outputs(), outs):
@@ -327,7 +364,8 @@ def _fake_trt(version="10.13.0", fail_parse=False):
         return [i.name for i in engine.sess.get_inputs()]
 
     class Engine:
-        def __init__(self, onnx_path):
+        def __init__(self, onnx_path, profiles):
+            self.profiles = profiles
             self.sess = real_ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
             self.names = [i.name for i in self.sess.get_inputs()] + [o.name for o in self.sess.get_outputs()]
 
@@ -350,6 +388,11 @@ def _fake_trt(version="10.13.0", fail_parse=False):
                     return tuple(d if isinstance(d, int) else -1 for d in t.shape)
             raise KeyError(name)
 
+        def get_tensor_profile_shape(self, name, profile_index):
+            assert isinstance(name, str) and type(profile_index) is int
+            assert name in engine_inputs(self), "profile shapes exist for inputs only"
+            return [tuple(d) for d in self.profiles[profile_index][name]]
+
         def create_execution_context(self):
             return Context(self)
 
@@ -363,7 +406,8 @@ def _fake_trt(version="10.13.0", fail_parse=False):
             data = bytes(serialized_engine)
             if not data.startswith(b"FAKEPLAN"):
                 return None
-            return Engine(json.loads(data[8:])["onnx"])
+            plan = json.loads(data[8:])
+            return Engine(plan["onnx"], plan["profiles"])
 
     for obj in (Logger, BuilderFlag, MemoryPoolType, TensorIOMode, DataType, nptype, Builder, OnnxParser, Runtime):
         setattr(trt, obj.__name__, obj)
@@ -483,7 +527,7 @@ def _fake_ort(available=("TensorrtExecutionProvider", "CUDAExecutionProvider", "
             return FakeIOBinding(self)
 
         def run_with_iobinding(self, iobinding, run_options=None):
-            assert isinstance(iobinding, FakeIOBinding) and iobinding.synced == ["in"]
+            assert isinstance(iobinding, FakeIOBinding) and iobinding.synced[-1:] == ["in"]
             assert set(iobinding.outputs) == {o.name for o in self._sess.get_outputs()}
             iobinding.results = self._sess.run(None, iobinding.inputs)
 
@@ -565,7 +609,7 @@ def test_corrupt_or_stale_engine_is_rebuilt_not_fatal(gpu_env, standins_dir, tmp
     cache = loader.engine_cache
     name = engine.name
     sha = name.split(".")[1]
-    cache.store("xseg_2", sha + "0" * 52, "fp16", b"NOT-A-PLAN")
+    cache.store("xseg_2", sha + "0" * 52, "fp16", b"NOT-A-PLAN", name.split(".")[3])  # same shape key
     (stale,) = [p for p in cache.dir.glob("xseg_2.*.engine")]
     assert stale.read_bytes() == b"NOT-A-PLAN"
     sess = _loader(standins_dir, tmp_path).session("xseg_2")
@@ -585,14 +629,93 @@ def test_trt11_has_no_fp16_flag_and_falls_back_to_fp32_build(gpu_env, standins_d
     assert _loader(standins_dir, tmp_path, fp16=False).session("inswapper_128").precision == "fp32"
 
 
-def test_dynamic_input_gets_profile_from_catalog_shape(gpu_env, standins_dir, tmp_path):
+def _scrfd_rows(side):
+    return [(side // st) ** 2 * 2 for st in (8, 16, 32)]
+
+
+@pytest.mark.parametrize("profile", ["speed", "default", "quality"])
+def test_shipped_profiles_detect_on_the_tensorrt_rung(gpu_env, standins_dir, tmp_path, profile):
+    """The engine is built for the profile's detector.size (speed 320, default/quality 640) and runs it."""
+    from livecam.face.detect import make_detector
+    from livecam.profiles import load_profile
+    from livecam.testing.standins import SCRFD_BOX
+
     env = gpu_env()
-    sess = _loader(standins_dir, tmp_path).session("scrfd_2.5g")
-    assert env.trt.calls["profiles"] == [{"input": ((1, 3, 640, 640),) * 3}]
+    settings = load_profile(profile)
+    side = settings.detector.size
+    loader = _loader(standins_dir, tmp_path)
+    det = make_detector(loader, settings)
+    assert det.session.provider == "tensorrt"
+    assert env.trt.calls["profiles"] == [{"input": ((1, 3, 32, 32), (1, 3, side, side), (1, 3, 1280, 1280))}]
+    (engine,) = loader.engine_cache.dir.glob("scrfd_2.5g.*.engine")
+    assert f".1x3x{side}x{side}-" in engine.name  # the shape is part of the engine's key
+    outs = det.session.run({"input": np.zeros((1, 3, side, side), np.float32)})
+    assert [o.shape[0] for o in outs[:3]] == _scrfd_rows(side)
+    faces = det.detect(np.zeros((side * 9 // 16, side, 3), np.uint8))
+    if side == 640:  # the stand-in's face sits at stride-32 row 260, which a 320 input does not have
+        assert len(faces) == 1 and faces[0].bbox.tolist() == pytest.approx(SCRFD_BOX, abs=1e-3)
+    else:
+        assert faces == []
+
+
+def test_each_detector_size_gets_its_engine_and_cache_key(gpu_env, standins_dir, tmp_path):
+    from livecam.face.detect import make_detector
+    from livecam.settings import Settings
+
+    env = gpu_env()
+    names = {}
+    for n, side in enumerate((320, 480, 640), start=1):
+        det = make_detector(_loader(standins_dir, tmp_path), Settings().with_changes({"detector.size": side}))
+        assert env.trt.calls["build"] == n
+        assert env.trt.calls["profiles"][-1]["input"][1] == (1, 3, side, side)
+        outs = det.session.run({"input": np.zeros((1, 3, side, side), np.float32)})
+        assert [o.shape[0] for o in outs[:3]] == _scrfd_rows(side)
+        names[side] = {p.name for p in _loader(standins_dir, tmp_path).engine_cache.dir.glob("scrfd_2.5g.*.engine")}
+    assert len(names[640]) == 3 and names[320] < names[480] < names[640]
+    # a new process asking for 480 again loads the cached engine: no build
+    make_detector(_loader(standins_dir, tmp_path), Settings().with_changes({"detector.size": 480}))
+    assert env.trt.calls["build"] == 3
+    # one loader, a size change: the new size gets its engine, the loader drops the old session
+    loader = _loader(standins_dir, tmp_path)
+    make_detector(loader, Settings())
+    make_detector(loader, Settings().with_changes({"detector.size": 320}))
+    assert loader.loaded() == ["scrfd_2.5g:fp16"] and env.trt.calls["build"] == 3
+
+
+def test_any_allowed_size_runs_on_one_engine_and_outside_the_range_is_refused(gpu_env, standins_dir, tmp_path):
+    from livecam.errors import ModelError
+    from livecam.inference.tensorrt import ShapeOutsideProfile
+
+    env = gpu_env()
+    sess = _loader(standins_dir, tmp_path).session("scrfd_2.5g", input_size=320)
+    # a 480 or 1280 input runs on the 320-tuned engine (inside its range), no rebuild
+    for side in (480, 1280, 64):
+        outs = sess.run({"input": np.zeros((1, 3, side, side), np.float32)})
+        assert [o.shape[0] for o in outs[:3]] == _scrfd_rows(side)
+    assert env.trt.calls["build"] == 1
+    # outside the built range: a clear error, TensorRT never sees the shape, the session keeps working
+    with pytest.raises(ShapeOutsideProfile) as err:
+        sess.run({"input": np.zeros((1, 3, 1600, 1600), np.float32)})
+    assert isinstance(err.value, ModelError) and "1x3x1600x1600" in err.value.message
+    assert "32x32..1280x1280" in err.value.message.replace("1x3x", "") and "detector.size" in err.value.fix
+    assert env.trt.calls["refused_shapes"] == []
     outs = sess.run({"input": np.zeros((1, 3, 640, 640), np.float32)})
-    assert [o.shape for o in outs] == [(12800, 1), (3200, 1), (800, 1), (12800, 4), (3200, 4), (800, 4),
-                                        (12800, 10), (3200, 10), (800, 10)]
     assert outs[2][260, 0] == pytest.approx(0.92)
+    # if TensorRT itself refuses a shape (set_input_shape -> False), the same error, no execution
+    with pytest.raises(ShapeOutsideProfile):
+        sess._run({"input": np.zeros((1, 3, 16, 16), np.float32)})
+    assert env.trt.calls["refused_shapes"] == [(1, 3, 16, 16)]
+    assert sess.run({"input": np.zeros((1, 3, 640, 640), np.float32)})[2][260, 0] == pytest.approx(0.92)
+
+
+def test_ort_trt_ep_gets_the_detector_profile(gpu_env, standins_dir, tmp_path):
+    env = gpu_env(trt_version=None)
+    sess = _loader(standins_dir, tmp_path).session("scrfd_2.5g", input_size=480)
+    assert sess.provider == "ort-tensorrt"
+    trt_opts = env.ort.created[0].options[0][1]
+    assert trt_opts["trt_profile_min_shapes"] == "input:1x3x32x32"
+    assert trt_opts["trt_profile_opt_shapes"] == "input:1x3x480x480"
+    assert trt_opts["trt_profile_max_shapes"] == "input:1x3x1280x1280"
 
 
 def test_device_arrays_in_give_device_arrays_out(gpu_env, standins_dir, tmp_path):
@@ -602,6 +725,12 @@ def test_device_arrays_in_give_device_arrays_out(gpu_env, standins_dir, tmp_path
     outs = sess.run({"source": env.cupy.ndarray((1, 512)), "target": FakeCupyArray.of(target)})
     assert all(isinstance(o, FakeCupyArray) for o in outs)
     assert np.array_equal(outs[0]._a, target) and outs[1].shape == (1, 1, 256, 256)
+    # no host sync on the device path: the streams wait on each other through events
+    caller = env.cupy.cuda.get_current_stream()
+    assert sess._stream.syncs == 0 and caller.syncs == 0
+    assert sess._stream.waited == [caller] and caller.waited == [sess._stream]
+    sess.run({"source": np.zeros((1, 512), np.float32), "target": target})  # host arrays: one sync
+    assert sess._stream.syncs == 1
 
 
 def test_parse_failure_falls_down_the_ladder_with_reason(gpu_env, standins_dir, tmp_path):
@@ -718,3 +847,95 @@ def test_every_session_run_counts_as_inference_time(gpu_env, standins_dir, tmp_p
         t0 = infer_seconds()
         sess.run({"input": np.zeros((1, 3, 512, 512), np.float32)})
         assert infer_seconds() > t0
+
+
+# ----------------------------------------------------------------------------- tests: threads
+def _hammer(sess, make_feed, check, threads=2, calls=40):
+    """`threads` threads call one session `calls` times each with their own inputs; returns the failures."""
+    import threading
+
+    failures, start = [], threading.Barrier(threads)
+
+    def work(k):
+        start.wait()
+        for i in range(calls):
+            feed, want = make_feed(k, i)
+            try:
+                got = sess.run(feed)
+            except Exception as exc:  # noqa: BLE001 - a crash is a failure too
+                failures.append(f"thread {k} call {i}: {exc!r}")
+                continue
+            if not check(got, want):
+                failures.append(f"thread {k} call {i}: output of another call")
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show up
+    try:
+        ts = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(old)
+    return failures
+
+
+def _identity_feed(host=True):
+    def make(k, i):
+        target = np.full((1, 3, 128, 128), (k * 100 + i) / 1000.0, np.float32)
+        t = target if host else FakeCupyArray.of(target)
+        return {"target": t, "source": np.zeros((1, 512), np.float32)}, target
+    return make
+
+
+def _same(got, want):
+    out = got[0]._a if isinstance(got[0], FakeCupyArray) else got[0]
+    return np.array_equal(out, want)
+
+
+def test_two_threads_share_one_tensorrt_session_without_mixing_outputs(gpu_env, standins_dir, tmp_path):
+    gpu_env()
+    sess = _loader(standins_dir, tmp_path).session("inswapper_128")
+    assert sess.provider == "tensorrt"
+    assert _hammer(sess, _identity_feed(), _same) == []
+    assert _hammer(sess, _identity_feed(host=False), _same) == []  # device arrays in and out
+
+
+def test_two_threads_share_one_ort_gpu_session_without_mixing_outputs(gpu_env, standins_dir, tmp_path):
+    gpu_env(trt_version=None)
+    sess = _loader(standins_dir, tmp_path, provider="cuda").session("inswapper_128")
+    assert sess.provider == "cuda"
+    assert _hammer(sess, _identity_feed(host=False), _same) == []
+    assert _hammer(sess, _identity_feed(), _same) == []
+
+
+def test_fp16_engine_check_releases_the_fp32_reference(gpu_env, standins_dir, tmp_path):
+    import gc
+    import weakref
+
+    from livecam.swap.swappers import make_swapper
+
+    gpu_env()
+    loader = _loader(standins_dir, tmp_path)
+    sw = make_swapper(loader, "inswapper_128", fp16=True)
+    assert sw.session.precision == "fp16"  # the identity stand-in agrees in FP16 and FP32
+    assert loader.loaded() == ["inswapper_128:fp16"]  # the FP32 reference is not cached
+    ref = weakref.ref(loader.session("inswapper_128", fp16=False))  # (re-made here only to watch it go)
+    loader.release("inswapper_128", fp16=False)
+    gc.collect()
+    assert ref() is None and loader.loaded() == ["inswapper_128:fp16"]
+
+
+def test_a_detector_size_change_reuses_an_onnx_runtime_session(gpu_env, standins_dir, tmp_path):
+    """Only a native TensorRT engine is rebuilt for a new detector.size; ORT sessions run any size."""
+    from livecam.face.detect import make_detector
+    from livecam.settings import Settings
+
+    gpu_env(trt_version=None)  # ORT TensorRT EP rung
+    loader = _loader(standins_dir, tmp_path)
+    a = make_detector(loader, Settings())
+    b = make_detector(loader, Settings().with_changes({"detector.size": 320}))
+    assert a.session is b.session and a.session.provider == "ort-tensorrt"
+    outs = b.session.run({"input": np.zeros((1, 3, 320, 320), np.float32)})
+    assert [o.shape[0] for o in outs[:3]] == _scrfd_rows(320)

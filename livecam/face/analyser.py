@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from livecam.face.detect import make_detector
@@ -15,6 +17,10 @@ class FaceAnalyser:
     `analyse(image, embed=True) -> list[Face]`, largest first. A landmarker that
     cannot be loaded is skipped (detector points are used) and noted in
     `warnings`; a missing detector or embedder raises `ModelError`.
+
+    Thread-safe: the TUI adds faces on a worker thread while the frame thread may
+    analyse a reference image; the models load once and `analyse` runs one call at
+    a time (its adapters reuse buffers).
     """
 
     def __init__(self, loader, settings):
@@ -25,31 +31,35 @@ class FaceAnalyser:
         self._landmarker_loaded = False
         self._embedder = None
         self.warnings: list[str] = []
+        self._lock = threading.RLock()
 
     @property
     def detector(self):
-        if self._detector is None:
-            self._detector = make_detector(self.loader, self.settings)
-        return self._detector
+        with self._lock:
+            if self._detector is None:
+                self._detector = make_detector(self.loader, self.settings)
+            return self._detector
 
     @property
     def landmarker(self):
-        if not self._landmarker_loaded:
-            self._landmarker_loaded = True
-            try:
-                self._landmarker = make_landmarker(self.loader, self.settings)
-            except Exception as exc:  # noqa: BLE001 - alignment falls back to the detector's points
-                self.warnings.append(f"landmarker '{self.settings.landmarker.model}' not used: {exc}")
-                self._landmarker = None
-        return self._landmarker
+        with self._lock:
+            if not self._landmarker_loaded:
+                try:
+                    self._landmarker = make_landmarker(self.loader, self.settings)
+                except Exception as exc:  # noqa: BLE001 - alignment falls back to the detector's points
+                    self.warnings.append(f"landmarker '{self.settings.landmarker.model}' not used: {exc}")
+                    self._landmarker = None
+                self._landmarker_loaded = True
+            return self._landmarker
 
     @property
     def embedder(self):
-        if self._embedder is None:
-            from livecam.face.embed import ArcFaceEmbedder
+        with self._lock:
+            if self._embedder is None:
+                from livecam.face.embed import ArcFaceEmbedder
 
-            self._embedder = ArcFaceEmbedder(self.loader.session("arcface_w600k_r50"))
-        return self._embedder
+                self._embedder = ArcFaceEmbedder(self.loader.session("arcface_w600k_r50"))
+            return self._embedder
 
     @property
     def embedder_key(self) -> str:
@@ -60,6 +70,10 @@ class FaceAnalyser:
         return self._embedder_key
 
     def analyse(self, image: np.ndarray, embed: bool = True) -> list[Face]:
+        with self._lock:  # one image at a time through the shared adapters
+            return self._analyse(image, embed)
+
+    def _analyse(self, image: np.ndarray, embed: bool) -> list[Face]:
         dets = self.detector.detect(image)
         faces = []
         for d in dets:

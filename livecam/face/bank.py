@@ -11,18 +11,24 @@
   detector, landmarker), so a renamed file still hits and changed weights miss.
 - Bad input raises `SourceFaceError` naming the file and the fix; `load()` keeps
   the good ones and returns the messages.
+- An embedding is checked (512 finite values, not zero) before it is cached or
+  used; a cached one that fails the check is recomputed.
+- Thread-safe: the TUI adds faces on a worker thread while the frame thread reads
+  `faces`/`get` (a lock guards the name -> face table; the slow work runs outside it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from livecam.errors import SourceFaceError
+from livecam.face.embed import embedding_problem
 from livecam.face.geometry import align_matrix, warp_crop
 from livecam.face.types import SourceFace
 from livecam.paths import atomic_output
@@ -58,21 +64,26 @@ class FaceBank:
         self.cache_dir = Path(cache_dir) if cache_dir else embeddings_cache_dir()
         self.min_face = int(min_face)
         self._faces: dict[str, SourceFace] = {}
+        self._lock = threading.Lock()
 
     # -- access ---------------------------------------------------------------
     @property
     def faces(self) -> list[SourceFace]:
-        return list(self._faces.values())
+        with self._lock:
+            return list(self._faces.values())
 
     def names(self) -> list[str]:
-        return list(self._faces)
+        with self._lock:
+            return list(self._faces)
 
     def get(self, name: str) -> SourceFace | None:
         """The face named `name` (a file stem or folder name), or None."""
-        return self._faces.get(name)
+        with self._lock:
+            return self._faces.get(name)
 
     def __len__(self) -> int:
-        return len(self._faces)
+        with self._lock:
+            return len(self._faces)
 
     # -- adding ---------------------------------------------------------------
     def add(self, path) -> SourceFace:
@@ -85,7 +96,8 @@ class FaceBank:
         else:
             raise SourceFaceError(f"{path}: no such file or folder",
                                   "check the path (a face image or a folder of them)")
-        self._faces[face.name] = face
+        with self._lock:
+            self._faces[face.name] = face
         return face
 
     def load(self, paths_or_dir) -> list[str]:
@@ -158,8 +170,10 @@ class FaceBank:
         if cache.exists():
             try:
                 with np.load(cache, allow_pickle=False) as z:
-                    return {"embedding": z["embedding"].astype(np.float32), "thumbnail": z["thumbnail"],
-                            "warnings": [w.replace("{path}", str(path)) for w in z["warnings"].tolist()]}
+                    cached = {"embedding": z["embedding"].astype(np.float32), "thumbnail": z["thumbnail"],
+                              "warnings": [w.replace("{path}", str(path)) for w in z["warnings"].tolist()]}
+                if not embedding_problem(cached["embedding"]):
+                    return cached
             except Exception:  # noqa: BLE001 - a broken cache file is recomputed
                 pass
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
@@ -178,6 +192,11 @@ class FaceBank:
         if len(faces) > 1:
             warnings.append(f"{{path}}: {len(faces)} faces found; using the largest")
         embedding = self.analyser.embedder.embed(img, face.kps5).astype(np.float32)
+        problem = embedding_problem(embedding)
+        if problem:  # never cached, never used: it would match every face or none
+            raise SourceFaceError(f"{path}: the face embedding {problem}",
+                                  "run `livecam doctor` to check the ArcFace model and its provider; "
+                                  "--set runtime.fp16=false if it runs in FP16")
         thumb = warp_crop(img, align_matrix(face.kps5, "ffhq_512", THUMB), THUMB)
         self._write(cache, embedding, thumb, warnings)
         return {"embedding": embedding, "thumbnail": thumb,

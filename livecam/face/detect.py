@@ -16,6 +16,7 @@ import numpy as np
 
 from livecam.face.geometry import warp_crop
 from livecam.face.types import Detection
+from livecam.inference.session import serialised
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,7 @@ class ScrfdDetector:
         """Detector input pixels per frame pixel for a frame of this size."""
         return min(self.size / frame_hw[1], self.size / frame_hw[0])
 
+    @serialised  # reused canvas/blob: the analyser may run on the TUI's thread too
     def detect(self, frame: np.ndarray) -> list[Detection]:
         blob, scale = self.preprocess(frame)
         outputs = self.session.run({self._input: blob})
@@ -245,6 +247,7 @@ class ScrfdDetector:
         keep = nms(boxes, scores, self.nms_iou)
         return _to_detections(boxes, kps, scores, keep, scale)
 
+    @serialised
     def detect_native(self, image: np.ndarray) -> list[Detection]:
         """Detect in an image already at the detector's scale (a face crop); no resize up."""
         blob, scale = self.preprocess(image, native=True)
@@ -304,9 +307,11 @@ class CenterFaceDetector:
         blob[0] = canvas[..., ::-1].transpose(2, 0, 1)  # BGR -> RGB planes, 0..255
         return blob, scale
 
+    @serialised  # reused canvases: the analyser may run on the TUI's thread too
     def detect(self, frame: np.ndarray) -> list[Detection]:
         return self._run(frame, native=False)
 
+    @serialised
     def detect_native(self, image: np.ndarray) -> list[Detection]:
         """Detect in an image already at the detector's scale (a face crop): padded, not resized."""
         return self._run(image, native=True)
@@ -325,7 +330,7 @@ def make_detector(loader, settings) -> Detector:
     """The detector named by `settings.detector.model` ('scrfd' -> catalog scrfd_2.5g)."""
     ds = settings.detector
     if ds.model == "centerface":
-        return CenterFaceDetector(loader.session("centerface"), size=ds.size, score=ds.score)
-    if ds.model == "scrfd":
-        return ScrfdDetector(loader.session("scrfd_2.5g"), size=ds.size, score=ds.score)
+        return CenterFaceDetector(loader.session("centerface", input_size=ds.size), size=ds.size, score=ds.score)
+    if ds.model == "scrfd":  # input_size: a TensorRT engine tuned for this size (it runs any allowed size)
+        return ScrfdDetector(loader.session("scrfd_2.5g", input_size=ds.size), size=ds.size, score=ds.score)
     raise ValueError(f"unknown detector {ds.model!r}")

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from livecam.face.geometry import invert_affine, transform_points, warp_crop
+from livecam.inference.session import serialised
 
 
 class Landmarker(Protocol):
@@ -72,6 +73,7 @@ class Fan68:
         self._blob = np.zeros((1, 3, self.size, self.size), np.float32)
         self.last_matrix: np.ndarray | None = None
 
+    @serialised  # reused blob: a detection worker and the frame thread may share the adapter
     def landmarks(self, frame: np.ndarray, bbox: np.ndarray,
                   kps5: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         m = fan_crop_matrix(bbox, self.size)
@@ -117,6 +119,7 @@ class Landmark106:
         self._input = session.input_names[0]
         self._blob = np.zeros((1, 3, self.size, self.size), np.float32)
 
+    @serialised  # reused blob: a detection worker and the frame thread may share the adapter
     def landmarks(self, frame: np.ndarray, bbox: np.ndarray,
                   kps5: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         # InsightFace crops 2d106det with rotation 0; the points are not used for alignment.

@@ -100,11 +100,14 @@ class EngineCache:
 
     # -- engines ----------------------------------------------------------
     @staticmethod
-    def engine_name(model: str, model_sha256: str, precision: str) -> str:
-        return f"{model}.{model_sha256[:12]}.{precision}.engine"
+    def engine_name(model: str, model_sha256: str, precision: str, profile: str = "") -> str:
+        """The engine's file name: model, weights hash, precision and input shape profile
+        (`tensorrt.profile_tag`): an engine only runs the shapes it was built for."""
+        shape = f".{profile}" if profile else ""
+        return f"{model}.{model_sha256[:12]}.{precision}{shape}.engine"
 
-    def engine_path(self, model: str, model_sha256: str, precision: str) -> Path:
-        return self.dir / self.engine_name(model, model_sha256, precision)
+    def engine_path(self, model: str, model_sha256: str, precision: str, profile: str = "") -> Path:
+        return self.dir / self.engine_name(model, model_sha256, precision, profile)
 
     def timing_cache_path(self) -> Path:
         return self.dir / TIMING_CACHE
@@ -113,10 +116,10 @@ class EngineCache:
         """Where the ORT TensorRT EP keeps its own engines and timing cache."""
         return self.dir / "ort-trt"
 
-    def lookup(self, model: str, model_sha256: str, precision: str) -> Path | None:
+    def lookup(self, model: str, model_sha256: str, precision: str, profile: str = "") -> Path | None:
         """The cached engine if the manifest lists it and the file matches; else None (stale entries dropped)."""
         with self._lock:
-            name = self.engine_name(model, model_sha256, precision)
+            name = self.engine_name(model, model_sha256, precision, profile)
             data = self.manifest()
             entry = data["engine_files"].get(name)
             path = self.dir / name
@@ -132,10 +135,10 @@ class EngineCache:
                 return None
             return path
 
-    def store(self, model: str, model_sha256: str, precision: str, plan: bytes) -> Path:
+    def store(self, model: str, model_sha256: str, precision: str, plan: bytes, profile: str = "") -> Path:
         """Write an engine atomically and list it in the manifest."""
         with self._lock:
-            name = self.engine_name(model, model_sha256, precision)
+            name = self.engine_name(model, model_sha256, precision, profile)
             path = atomic_write(self.dir / name, plan)
             data = self.manifest()
             data["engine_files"][name] = EngineEntry(

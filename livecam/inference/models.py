@@ -3,8 +3,18 @@
 This is the only way the rest of livecam gets a model. Files come from the
 `ModelStore` (models dir -> user cache -> hub download, verified); sessions come
 from the `Runtime` provider ladder (native TensorRT -> ORT TensorRT -> CUDA ->
-CPU) and are cached per (name, precision). `providers()` tells what each model
-actually got; `attempts(name)` tells why the rungs above it were skipped.
+CPU) and are cached per (name, precision, input shape profile). `providers()` tells
+what each model actually got; `attempts(name)` tells why the rungs above it were skipped.
+
+Shapes: every input gets a `ShapeRange` (`shape_ranges`): fixed inputs their catalog
+shape; a detector's image input any size `detector.size` allows, tuned for the
+`input_size` the caller runs. A session for a new input size replaces the cached
+one for the old size (the old one lives on in whoever still holds it).
+
+Threads: sessions are shared; each one serialises its own `run` (a lock per
+session, see docs/architecture.md "Sessions and threads"). Memory: `release(name)`
+drops sessions no model needs any more (a swapper switch, the FP32 reference
+after the FP16 check); the loader never holds more than one per (name, precision).
 
 Precision: `session(name, fp16=None)` follows `settings.runtime.fp16`;
 `fp16=True/False` forces it (the swap area builds both once to compare).
@@ -26,7 +36,8 @@ import numpy as np
 from livecam.errors import ModelError
 from livecam.inference.runtime import Attempt, OrtSession, Runtime
 from livecam.inference.store import ModelStore
-from livecam.settings import RuntimeSettings
+from livecam.inference.tensorrt import ShapeRange, profile_tag
+from livecam.settings import DetectorSettings, RuntimeSettings
 
 __all__ = ["ModelLoader", "OrtSession"]
 
@@ -39,11 +50,11 @@ class ModelLoader:
         self.store = ModelStore(models_dir=models_dir)
         self.models_dir = self.store.models_dir
         self._runtime = Runtime(self.runtime)
-        self._sessions: dict[tuple[str, bool], object] = {}
+        self._sessions: dict[tuple[str, bool, str], object] = {}  # (name, fp16, profile tag)
         self._attempts: dict[str, list[Attempt]] = {}
         self._paths: dict[str, Path] = {}
         self._lock = threading.RLock()
-        self._building: dict[tuple[str, bool], threading.Lock] = {}
+        self._building: dict[tuple[str, bool, str], threading.Lock] = {}
 
     def path(self, name: str) -> Path:
         """Resolve + verify (downloads when no models dir is set and the hub is reachable)."""
@@ -66,37 +77,74 @@ class ModelLoader:
     def _precision(self, fp16: bool | None) -> bool:
         return self.runtime.fp16 if fp16 is None else bool(fp16)
 
-    def session(self, name: str, fp16: bool | None = None):
-        """A cached `ModelSession`; `fp16` None = settings.runtime.fp16."""
-        key = (name, self._precision(fp16))
+    def session(self, name: str, fp16: bool | None = None, input_size: int | None = None):
+        """A cached `ModelSession`; `fp16` None = settings.runtime.fp16.
+
+        `input_size`: the square input side a detector will run (its `detector.size`);
+        TensorRT engines are tuned for it and accept every size the setting allows."""
+        spec = self.store.spec(name)
+        ranges = shape_ranges(spec, input_size)
+        key = (name, self._precision(fp16), profile_tag(ranges))
         with self._lock:
-            if key in self._sessions:
-                return self._sessions[key]
+            cached = self._cached(key)
+            if cached is not None:
+                return cached
             build_lock = self._building.setdefault(key, threading.Lock())
         with build_lock:  # one build per key; other models load in parallel
             with self._lock:
-                if key in self._sessions:
-                    return self._sessions[key]
+                cached = self._cached(key)
+                if cached is not None:
+                    return cached
             path = self.path(name)
             sha = (self.store.records.checked(path) or {}).get("sha256", "")
-            spec = self.store.spec(name)
             if spec.dynamic_dims:
                 path = _dynamic_copy(path, sha)
-            shapes = _static_shapes(spec)
-            sess, attempts = self._runtime.create(name, path, sha, fp16=key[1], shapes=shapes)
+            sess, attempts = self._runtime.create(name, path, sha, fp16=key[1], profiles=ranges)
             for a in attempts:
                 if not a.ok:
                     log.info("model %s: %s skipped: %s", name, a.provider, a.reason)
             log.info("model %s runs on %s", name, sess.provider)
             with self._lock:
+                # a session for another input size of this model is superseded: its holder keeps it
+                # until it lets go, the loader does not
+                for old in [k for k in self._sessions if k[:2] == key[:2] and k != key]:
+                    del self._sessions[old]
                 self._sessions[key] = sess
                 self._attempts[name] = attempts
             return sess
 
+    def _cached(self, key: tuple):
+        """The session for `key`; for another input size of the model, its session when that
+        is not a native TensorRT engine (ONNX Runtime runs every size in the range as it is;
+        only a TensorRT engine is worth rebuilding, tuned for the new size). Under `_lock`."""
+        if key in self._sessions:
+            return self._sessions[key]
+        for other, sess in self._sessions.items():
+            if other[:2] == key[:2] and sess.provider != "tensorrt":
+                return sess
+        return None
+
+    def release(self, name: str, fp16: bool | None = None) -> int:
+        """Drop the cached sessions of `name` (one precision, or all when `fp16` is None).
+
+        Whoever still holds a session keeps a working one; the memory goes when the
+        last holder lets go. Returns how many were dropped."""
+        with self._lock:
+            keys = [k for k in self._sessions if k[0] == name and (fp16 is None or k[1] == bool(fp16))]
+            for k in keys:
+                del self._sessions[k]
+                self._building.pop(k, None)
+        return len(keys)
+
+    def loaded(self) -> list[str]:
+        """The cached sessions, as "name:fp16" / "name:fp32"."""
+        with self._lock:
+            return [f"{n}:{'fp16' if h else 'fp32'}" for (n, h, _) in self._sessions]
+
     def providers(self) -> dict[str, str]:
         """{model: provider it actually runs on} for every session made so far."""
         with self._lock:
-            return {n: s.provider for (n, _), s in self._sessions.items()}
+            return {n: s.provider for (n, _, _), s in self._sessions.items()}
 
     def attempts(self, name: str) -> list[Attempt]:
         with self._lock:
@@ -156,11 +204,37 @@ def _dynamic_copy(path: Path, sha256: str) -> Path:
     return out
 
 
-def _static_shapes(spec) -> dict[str, tuple]:
-    """Run shapes per input from the catalog contract (for engines with dynamic inputs)."""
+# The smallest detector input side an engine accepts: CenterFace runs face crops padded
+# to a multiple of 32, SCRFD's coarsest stride is 32.
+MIN_DETECTOR_SIDE = 32
+
+
+def detector_size_range() -> tuple[int, int]:
+    """(min, max) input side `detector.size` allows, from the setting's own spec."""
+    from dataclasses import fields
+
+    spec = next(f for f in fields(DetectorSettings) if f.name == "size").metadata["spec"]
+    return min(MIN_DETECTOR_SIDE, int(spec.min)), int(spec.max)
+
+
+def shape_ranges(spec, input_size: int | None = None) -> dict[str, ShapeRange]:
+    """The shape range of each input from the catalog contract.
+
+    Fixed inputs: their catalog shape. A detector's NCHW image input: batch 1, any
+    side from `detector_size_range()` (CenterFace's canvas is not square, SCRFD's
+    is), tuned for `input_size` (else the catalog size, else 640). Inputs with
+    symbolic dims that are not a detector image get no range."""
     out = {}
     for item in spec.contract.get("inputs", []):
         shape = item.get("shape")
-        if shape and all(isinstance(d, int) for d in shape):
-            out[item["name"]] = tuple(shape)
+        if not shape:
+            continue
+        if spec.kind == "detector" and len(shape) == 4 and item.get("layout", "NCHW") == "NCHW":
+            lo, hi = detector_size_range()
+            channels = shape[1] if isinstance(shape[1], int) else 3
+            side = int(input_size or (shape[2] if isinstance(shape[2], int) else 640))
+            side = min(max(side, lo), hi)
+            out[item["name"]] = ShapeRange((1, channels, lo, lo), (1, channels, side, side), (1, channels, hi, hi))
+        elif all(isinstance(d, int) for d in shape):
+            out[item["name"]] = ShapeRange.point(shape)
     return out

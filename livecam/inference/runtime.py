@@ -12,13 +12,15 @@ these functions; on a CPU-only machine nothing here fails, it just falls through
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from livecam.errors import ModelError
-from livecam.inference.tensorrt import EngineBuildError, TrtSession, build_engine, is_device_array
+from livecam.inference.tensorrt import (EngineBuildError, ShapeRange, TrtSession, build_engine, is_device_array,
+                                        profile_tag)
 from livecam.timing import infer_timer
 
 log = logging.getLogger(__name__)
@@ -103,14 +105,18 @@ class OrtSession:
         self.output_names = [o.name for o in self._sess.get_outputs()]
         self.input_shapes = {i.name: list(i.shape) for i in self._sess.get_inputs()}
         self._binding = self.provider != "cpu"
+        self._io = None  # one IO binding per session, made on the first GPU call and re-bound per call
+        self._lock = threading.Lock()  # one call at a time: the binding and ORT's output buffers are shared
 
     def run(self, feeds: dict) -> list:
         """Host arrays in -> host arrays out. On a GPU provider, CuPy inputs -> CuPy outputs (no host copy)."""
-        with infer_timer():
+        with self._lock, infer_timer():
             if not self._binding:
                 return self._sess.run(None, feeds)
             device_out = any(is_device_array(v) for v in feeds.values())
-            io = self._sess.io_binding()
+            if self._io is None:
+                self._io = self._sess.io_binding()
+            io = self._io
             for name, arr in feeds.items():
                 if is_device_array(arr):
                     io.bind_input(name, "cuda", self.device_id, arr.dtype.type, list(arr.shape), int(arr.data.ptr))
@@ -191,7 +197,7 @@ class Runtime:
                                              ort_version=module_version("onnxruntime"))
         return self._engine_cache
 
-    def _ort_providers(self, rung: str, fp16: bool) -> list:
+    def _ort_providers(self, rung: str, fp16: bool, profiles: dict[str, ShapeRange] | None = None) -> list:
         dev = self.settings.device_id
         cuda = ("CUDAExecutionProvider", {"device_id": dev})
         if rung == "ort-tensorrt":
@@ -200,12 +206,19 @@ class Runtime:
             trt_opts = {"device_id": dev, "trt_fp16_enable": bool(fp16), "trt_engine_cache_enable": True,
                         "trt_engine_cache_path": str(cache), "trt_timing_cache_enable": True,
                         "trt_timing_cache_path": str(cache)}
+            ranged = {n: r for n, r in (profiles or {}).items() if r.min != r.max}
+            if ranged:  # the EP's own profile: the same range the native engine gets
+                dims = lambda t: "x".join(map(str, t))  # noqa: E731
+                for key, part in (("trt_profile_min_shapes", "min"), ("trt_profile_opt_shapes", "opt"),
+                                  ("trt_profile_max_shapes", "max")):
+                    trt_opts[key] = ",".join(f"{n}:{dims(getattr(r, part))}" for n, r in sorted(ranged.items()))
             return [("TensorrtExecutionProvider", trt_opts), cuda, "CPUExecutionProvider"]
         if rung == "cuda":
             return [cuda, "CPUExecutionProvider"]
         return ["CPUExecutionProvider"]
 
-    def _native(self, name: str, path: Path, model_sha256: str, fp16: bool, shapes: dict | None) -> TrtSession:
+    def _native(self, name: str, path: Path, model_sha256: str, fp16: bool,
+                profiles: dict[str, ShapeRange] | None) -> TrtSession:
         gpu = self.gpu
         if not gpu.available:
             raise EngineBuildError(gpu.reason)
@@ -217,10 +230,11 @@ class Runtime:
 
         cache = self.engine_cache
         precision = "fp16" if fp16 else "fp32"
-        cached = cache.lookup(name, model_sha256, precision)
+        tag = profile_tag(profiles)
+        cached = cache.lookup(name, model_sha256, precision, tag)
         if cached is None:
             self._pull_shared()
-            cached = cache.lookup(name, model_sha256, precision)
+            cached = cache.lookup(name, model_sha256, precision, tag)
         if cached is not None:
             try:
                 return TrtSession(name, cached.read_bytes(), trt, cupy, self.settings.device_id, precision)
@@ -229,23 +243,25 @@ class Runtime:
                 cache.invalidate(cached.name)
         log.info("building a TensorRT %s engine for %s (first run only; cached in %s)", precision, name, cache.dir)
         with cupy.cuda.Device(self.settings.device_id):
-            plan, got = build_engine(trt, path, fp16, cache.timing_cache_path(), shapes)
-        stored = cache.store(name, model_sha256, got, plan)
+            plan, got = build_engine(trt, path, fp16, cache.timing_cache_path(), profiles)
+        stored = cache.store(name, model_sha256, got, plan, tag)
         if got != precision:  # TRT 11 without a converter: remember under the requested key too
-            cache.store(name, model_sha256, precision, plan)
+            cache.store(name, model_sha256, precision, plan, tag)
         self._push_shared()
         return TrtSession(name, stored.read_bytes(), trt, cupy, self.settings.device_id, got)
 
     def create(self, name: str, path: Path, model_sha256: str = "", fp16: bool | None = None,
-               shapes: dict | None = None) -> tuple[object, list[Attempt]]:
-        """The first rung that works, and what every rung tried said."""
+               profiles: dict[str, ShapeRange] | None = None) -> tuple[object, list[Attempt]]:
+        """The first rung that works, and what every rung tried said.
+
+        `profiles`: the shape range of each input (TensorRT engines are built for it)."""
         fp16 = self.settings.fp16 if fp16 is None else fp16
         attempts: list[Attempt] = []
         avail = None
         for rung in ladder(self.settings.provider):
             if rung == "tensorrt":
                 try:
-                    sess = self._native(name, path, model_sha256 or "nohash", fp16, shapes)
+                    sess = self._native(name, path, model_sha256 or "nohash", fp16, profiles)
                     attempts.append(Attempt(rung, True, ""))
                     return sess, attempts
                 except (EngineBuildError, ImportError, OSError, RuntimeError) as exc:
@@ -270,7 +286,7 @@ class Runtime:
                 if not self.gpu.available and rung == "ort-tensorrt":
                     pass  # ORT may still find the GPU without CuPy; let it try
             try:
-                sess = OrtSession(name, path, self._ort_providers(rung, fp16), self.settings.device_id,
+                sess = OrtSession(name, path, self._ort_providers(rung, fp16, profiles), self.settings.device_id,
                                   "fp16" if fp16 else "fp32")
             except ModelError as exc:
                 if rung == "cpu":

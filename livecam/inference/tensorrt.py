@@ -2,7 +2,20 @@
 
 Used as the first rung of the provider ladder when `tensorrt` and `cupy` import and
 a CUDA GPU is present. One CUDA stream per session, device buffers allocated once
-(re-allocated only when a dynamic input changes shape), one sync per `run`.
+(re-allocated only when a dynamic input changes shape). Host arrays in: one sync per
+`run`. Device arrays in: no host sync at all; the session's stream and the caller's
+are ordered with CUDA events.
+
+Shapes: a dynamic input gets one optimization profile (`ShapeRange`: min, opt, max)
+covering every size its setting allows (a detector: any `detector.size`), tuned
+(`opt`) for the size in use now. The profile is part of the engine cache key, so
+a size change builds an engine tuned for it, while the old engine still runs the
+new size meanwhile. A shape outside the built range is refused before TensorRT
+sees it (`ShapeOutsideProfile`, naming the range and the setting to change).
+
+Threads: an execution context, its stream and its buffers serve one call at a
+time, so `run` holds the session's own lock (docs/architecture.md, "Sessions and
+threads").
 
 TensorRT 10 vs 11: TRT 11 made networks strongly typed and removed
 `BuilderFlag.FP16`. On 10.x FP16 is a builder flag; on 11+ the ONNX itself is
@@ -16,8 +29,12 @@ tests drive it with strict fakes of exactly these calls.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import tempfile
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +50,42 @@ WORKSPACE_BYTES = 2 << 30
 
 class EngineBuildError(RuntimeError):
     """The ONNX could not be parsed or built into an engine (caller falls down the ladder)."""
+
+
+class ShapeOutsideProfile(ModelError):
+    """A run shape the engine was not built for (refused before TensorRT is called)."""
+
+
+@dataclass(frozen=True)
+class ShapeRange:
+    """One input's optimization profile: any shape between `min` and `max` runs; `opt` is tuned for."""
+
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+
+    @classmethod
+    def point(cls, shape) -> "ShapeRange":
+        s = tuple(int(d) for d in shape)
+        return cls(s, s, s)
+
+    def covers(self, shape) -> bool:
+        shape = tuple(int(d) for d in shape)
+        return len(shape) == len(self.min) and all(lo <= d <= hi for lo, d, hi in zip(self.min, shape, self.max))
+
+    def __str__(self) -> str:
+        dims = lambda t: "x".join(map(str, t))  # noqa: E731
+        return f"{dims(self.min)}..{dims(self.max)} (tuned for {dims(self.opt)})"
+
+
+def profile_tag(ranges: dict[str, ShapeRange] | None) -> str:
+    """A short, stable name for a set of profiles (engine cache key part); "" when there are none."""
+    if not ranges:
+        return ""
+    canon = {name: [list(r.min), list(r.opt), list(r.max)] for name, r in sorted(ranges.items())}
+    digest = hashlib.sha256(json.dumps(canon, sort_keys=True).encode()).hexdigest()[:8]
+    opt = "_".join("x".join(map(str, r.opt)) for _, r in sorted(ranges.items()))
+    return f"{opt}-{digest}"
 
 
 def trt_major(trt) -> int:
@@ -54,8 +107,10 @@ def _fp16_onnx(onnx_path: Path, workdir: Path) -> Path | None:
 
 
 def build_engine(trt, onnx_path: Path, fp16: bool, timing_cache: Path | None = None,
-                 shapes: dict[str, tuple] | None = None) -> tuple[bytes, str]:
-    """Build a serialized engine; returns (plan bytes, precision actually used)."""
+                 profiles: dict[str, ShapeRange] | None = None) -> tuple[bytes, str]:
+    """Build a serialized engine; returns (plan bytes, precision actually used).
+
+    `profiles` gives the shape range of each dynamic input (one optimization profile)."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)
@@ -79,7 +134,7 @@ def build_engine(trt, onnx_path: Path, fp16: bool, timing_cache: Path | None = N
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
     if fp16 and major < 11:
         config.set_flag(trt.BuilderFlag.FP16)
-    # dynamic inputs get one profile at the shape the caller will run (min = opt = max)
+    # dynamic inputs get one profile spanning every shape the settings allow
     dynamic = []
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
@@ -88,10 +143,11 @@ def build_engine(trt, onnx_path: Path, fp16: bool, timing_cache: Path | None = N
     if dynamic:
         profile = builder.create_optimization_profile()
         for name in dynamic:
-            shape = (shapes or {}).get(name)
-            if shape is None:
-                raise EngineBuildError(f"{onnx_path.name}: input '{name}' has a dynamic shape and no run shape was given")
-            profile.set_shape(name, tuple(shape), tuple(shape), tuple(shape))
+            rng = (profiles or {}).get(name)
+            if rng is None:
+                raise EngineBuildError(f"{onnx_path.name}: input '{name}' has a dynamic shape "
+                                       "and no shape range was given")
+            profile.set_shape(name, tuple(rng.min), tuple(rng.opt), tuple(rng.max))
         config.add_optimization_profile(profile)
     old = b""
     if timing_cache is not None and timing_cache.is_file():
@@ -133,16 +189,24 @@ class TrtSession:
             self._stream = cupy.cuda.Stream(non_blocking=True)
         self.input_names, self.output_names = [], []
         self._dtypes, self.input_shapes = {}, {}
+        self.profiles: dict[str, ShapeRange] = {}  # the built range of each dynamic input
         for i in range(self._engine.num_io_tensors):
             tname = self._engine.get_tensor_name(i)
             self._dtypes[tname] = np.dtype(trt.nptype(self._engine.get_tensor_dtype(tname)))
             if self._engine.get_tensor_mode(tname) == trt.TensorIOMode.INPUT:
                 self.input_names.append(tname)
-                self.input_shapes[tname] = [d if d >= 0 else None for d in self._engine.get_tensor_shape(tname)]
+                dims = [int(d) for d in self._engine.get_tensor_shape(tname)]
+                self.input_shapes[tname] = [d if d >= 0 else None for d in dims]
+                if any(d < 0 for d in dims):
+                    lo, opt, hi = self._engine.get_tensor_profile_shape(tname, 0)
+                    self.profiles[tname] = ShapeRange(*(tuple(int(d) for d in s) for s in (lo, opt, hi)))
+                else:
+                    self.profiles[tname] = ShapeRange.point(dims)
             else:
                 self.output_names.append(tname)
         self._buffers: dict = {}
         self._shapes: dict = {}
+        self._lock = threading.Lock()  # one call at a time on this context, stream and buffers
 
     def _buffer(self, name: str, shape: tuple):
         if self._shapes.get(name) != shape:
@@ -153,17 +217,44 @@ class TrtSession:
                                  "run with --set runtime.provider=cuda and report it")
         return self._buffers[name]
 
+    def _check_shapes(self, feeds: dict) -> None:
+        for name in self.input_names:
+            shape = tuple(int(d) for d in feeds[name].shape)
+            rng = self.profiles[name]
+            if not rng.covers(shape):
+                raise ShapeOutsideProfile(
+                    f"{self.name}: input '{name}' shape {'x'.join(map(str, shape))} is outside the engine's "
+                    f"built range {rng}",
+                    "use a size inside that range (for a detector: detector.size), or "
+                    "--set runtime.provider=cuda to run without a TensorRT engine")
+
     def run(self, feeds: dict) -> list:
-        """Host arrays in -> host arrays out; device (CuPy) arrays in -> CuPy arrays out."""
+        """Host arrays in -> host arrays out; device (CuPy) arrays in -> CuPy arrays out.
+
+        One call at a time (the session's lock); a shape outside the built range
+        raises `ShapeOutsideProfile` and leaves the session usable."""
+        self._check_shapes(feeds)
+        with self._lock:
+            return self._run(feeds)
+
+    def _run(self, feeds: dict) -> list:
         device_out = any(is_device_array(v) for v in feeds.values())
         with infer_timer(), self._device:
+            if device_out:
+                # Device inputs were made on the caller's stream: the session's stream waits for
+                # them on the GPU (an event), not the host.
+                caller = self._cp.cuda.get_current_stream()
+                ready = self._cp.cuda.Event(disable_timing=True)
+                ready.record(caller)
+                self._stream.wait_event(ready)
             for name in self.input_names:
                 arr = feeds[name]
                 shape = tuple(int(d) for d in arr.shape)
                 if self._shapes.get(name) != shape:
                     if not self._ctx.set_input_shape(name, shape):
-                        raise ModelError(f"{self.name}: input '{name}' shape {shape} is outside the engine's profile",
-                                         f"feed the shape the engine was built for: {self.input_shapes[name]}")
+                        raise ShapeOutsideProfile(f"{self.name}: TensorRT refused input '{name}' shape {shape} "
+                                                  f"(built range {self.profiles[name]})",
+                                                  "use a size inside that range (for a detector: detector.size)")
                 buf = self._buffer(name, shape)
                 if is_device_array(arr):
                     with self._stream:
@@ -176,8 +267,11 @@ class TrtSession:
                                  "run with --set runtime.provider=cuda and report it")
             if device_out:
                 with self._stream:
-                    result = [o.copy() for o in outs]
-                self._stream.synchronize()
+                    result = [o.copy() for o in outs]  # the session's buffers serve the next call
+                # No host sync: the caller's stream waits for the outputs on the GPU.
+                done = self._cp.cuda.Event(disable_timing=True)
+                done.record(self._stream)
+                caller.wait_event(done)
                 return result
             result = [o.get(stream=self._stream) for o in outs]
             self._stream.synchronize()

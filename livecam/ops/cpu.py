@@ -30,6 +30,7 @@ class CpuBackend:
     name = "cpu"
     is_gpu = False
     xp = np
+    fused = None  # fused reductions exist on the GPU only (ops.fused)
 
     # -- memory ----------------------------------------------------------------
     def asarray(self, a, dtype=None) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from livecam.ops.cpu import SRGB_TO_LINEAR
+from livecam.ops.fused import FusedFaceOps
 
 # cv2.pyrDown / pyrUp 5-tap binomial kernel.
 _PYR = np.array([1.0, 4.0, 6.0, 4.0, 1.0], dtype=np.float32) / 16.0
@@ -72,7 +73,7 @@ def _invert_affine(m: np.ndarray) -> np.ndarray:
 class XpBackend:
     """Image ops written against an array module `xp` and its ndimage."""
 
-    def __init__(self, xp, ndi, name: str):
+    def __init__(self, xp, ndi, name: str, fused_kernels: bool = True):
         self.xp = xp
         self.ndi = ndi
         self.name = name
@@ -80,7 +81,10 @@ class XpBackend:
         self._srgb_lut = xp.asarray(SRGB_TO_LINEAR)
         self._pyr = xp.asarray(_PYR)
         self._pyr_up = xp.asarray(_PYR * 2.0)
-        self._kernels = _CudaKernels(xp) if self.is_gpu else None
+        # CUDA kernels only on CuPy (the counting backend runs this class's GPU path on NumPy)
+        self._kernels = _CudaKernels(xp) if self.is_gpu and fused_kernels else None
+        # per-face reductions (guard, colour transfer) in few launches; None = the xp code below
+        self.fused = FusedFaceOps(xp, self._srgb_lut) if self._kernels is not None else None
         self._gauss: dict[float, object] = {}  # device Gaussian weights per sigma
 
     # -- memory ----------------------------------------------------------------
@@ -192,7 +196,7 @@ class XpBackend:
     # -- colour ----------------------------------------------------------------
     def lut(self, src_u8, table, out=None):
         xp = self.xp
-        t = xp.asarray(np.asarray(table, dtype=np.uint8).reshape(256, -1))
+        t = xp.asarray(table, dtype=np.uint8).reshape(256, -1)  # a host table is uploaded, a device one is used
         src_u8 = self._index(src_u8)
         if src_u8.ndim == 2:
             res = t[:, 0][src_u8]

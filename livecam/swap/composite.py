@@ -28,15 +28,20 @@ STATS_SAMPLES = 32  # colour statistics on a ~32x32 subsample of the crop
 
 # -- colour transfer ---------------------------------------------------------------
 
-def color_stats(backend, crop_u8, mask) -> tuple[np.ndarray, np.ndarray]:
-    """Mask-weighted per-channel mean and std in linear light (host float64, BGR)."""
+def color_moments(backend, crop_u8, mask):
+    """Mask weight, weighted sums and sums of squares per channel in linear light: a (7,)
+    array on the backend's device (one fused reduction per crop, nothing read back)."""
     xp = backend.xp
     k = max(1, crop_u8.shape[0] // STATS_SAMPLES)
     lin = backend.to_linear(crop_u8[::k, ::k]).reshape(-1, 3)
     w = mask[::k, ::k].reshape(-1, 1).astype(xp.float32)
+    return xp.concatenate([xp.sum(w, axis=0), xp.sum(lin * w, axis=0), xp.sum(lin * lin * w, axis=0)])
+
+
+def color_stats(backend, crop_u8, mask) -> tuple[np.ndarray, np.ndarray]:
+    """Mask-weighted per-channel mean and std in linear light (host float64, BGR)."""
     # weight, first and second moments in one array: one transfer (one GPU sync)
-    sums = backend.to_host(xp.concatenate([xp.sum(w, axis=0), xp.sum(lin * w, axis=0),
-                                           xp.sum(lin * lin * w, axis=0)])).astype(np.float64)
+    sums = backend.to_host(color_moments(backend, crop_u8, mask)).astype(np.float64)
     total = sums[0]
     if total < 1e-3:
         return np.zeros(3), np.ones(3)
@@ -76,6 +81,45 @@ def color_lut(gain: np.ndarray, bias: np.ndarray) -> np.ndarray:
     lin = np.clip(SRGB_TO_LINEAR[:, None].astype(np.float64) * gain[None, :] + bias[None, :], 0.0, 1.0)
     srgb = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * np.power(lin, 1 / 2.4) - 0.055)
     return np.clip(np.rint(srgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def device_color_lut(backend, st: TrackState, swapped_u8, target_u8, mask, momentum: float):
+    """`color_stats` -> `transfer_params` -> `smooth_color` -> `color_lut` on the device, no host read.
+
+    The same arithmetic as the host path (float64, same clamps and quantization); the
+    track's smoothed gain/bias stay device arrays in `st`. Returns the (256, 3) uint8 table."""
+    xp = backend.xp
+    fused = backend.fused
+    if fused is not None:  # CuPy: the same arithmetic in three launches
+        k = max(1, swapped_u8.shape[0] // STATS_SAMPLES)
+        table = fused.color_table(st, swapped_u8, target_u8, mask, momentum, k,
+                                  {"gain_lo": GAIN_RANGE[0], "gain_hi": GAIN_RANGE[1], "bias": BIAS_RANGE,
+                                   "quant": QUANT})
+        if table is not None:
+            return table
+
+    def mean_std(sums):
+        sums = sums.astype(xp.float64)
+        total = sums[0]
+        valid = total >= 1e-3
+        mean = sums[1:4] / xp.maximum(total, 1e-12)
+        std = xp.sqrt(xp.maximum(sums[4:7] / xp.maximum(total, 1e-12) - mean * mean, 0.0))
+        return xp.where(valid, mean, 0.0), xp.where(valid, std, 1.0)
+
+    ms, ss = mean_std(color_moments(backend, swapped_u8, mask))
+    md, sd = mean_std(color_moments(backend, target_u8, mask))
+    gain = xp.clip(sd / xp.maximum(ss, 1e-4), *GAIN_RANGE)
+    bias = xp.clip(md - gain * ms, -BIAS_RANGE, BIAS_RANGE)
+    if st.gain is None or isinstance(st.gain, np.ndarray) != isinstance(gain, np.ndarray):
+        st.gain, st.bias = gain, bias
+    else:
+        st.gain = st.gain + momentum * (gain - st.gain)
+        st.bias = st.bias + momentum * (bias - st.bias)
+    g, b = xp.rint(st.gain * QUANT) / QUANT, xp.rint(st.bias * QUANT) / QUANT
+    table = backend.to_linear(xp.arange(256, dtype=xp.uint8)).astype(xp.float64)  # made on the device
+    lin = xp.clip(table[:, None] * g[None, :] + b[None, :], 0.0, 1.0)
+    srgb = xp.where(lin <= 0.0031308, lin * 12.92, 1.055 * xp.power(lin, 1 / 2.4) - 0.055)
+    return xp.clip(xp.rint(srgb * 255.0), 0, 255).astype(xp.uint8)
 
 
 IDENTITY_LUT = color_lut(np.ones(3), np.zeros(3))

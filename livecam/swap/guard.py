@@ -27,8 +27,23 @@ def _host(a) -> np.ndarray:
     return a.get() if hasattr(a, "get") else np.asarray(a)  # CuPy arrays have .get()
 
 
-def check_swap(xp, swapped, target) -> str:
-    """"" when the swapped crop is plausible, else the reason it is not."""
+def stats_from_sums(sums, samples: int) -> tuple[float, float, float, float, float]:
+    """(total, mean, saturated fraction, std, target mean) from `ops.fused` guard sums
+    (block total, sum, saturated count, sum of squares, target sum over `samples` values)."""
+    total, s, sat, sq, t = (float(v) for v in np.asarray(sums, dtype=np.float64))
+    mean = s / samples
+    return total, mean, sat / samples, float(np.sqrt(max(sq / samples - mean * mean, 0.0))), t / samples
+
+
+def check_swap(xp, swapped, target, to_host=None, fused=None) -> str:
+    """"" when the swapped crop is plausible, else the reason it is not.
+
+    `to_host`: the backend's download (`backend.to_host`): the one host read per face.
+    `fused`: the backend's `ops.fused.FusedFaceOps` (CuPy): the statistics in two launches."""
+    sums = fused.guard_sums(swapped, target, SATURATED_LEVEL) if fused is not None else None
+    if sums is not None:
+        samples = ((swapped.shape[0] + 3) // 4) * ((swapped.shape[1] + 3) // 4) * swapped.shape[2]
+        return _verdict(*stats_from_sums((to_host or _host)(sums), samples))
     s = swapped[::4, ::4]
     # All statistics in one device array and one transfer (one sync on the GPU).
     # The sum runs over every pixel: a single NaN/Inf anywhere poisons it.
@@ -37,7 +52,10 @@ def check_swap(xp, swapped, target) -> str:
         (s >= SATURATED_LEVEL).mean(dtype=xp.float32), s.std(dtype=xp.float32),
         target[::4, ::4].mean(dtype=xp.float32),
     ])
-    total, mean, saturated, std, t_mean = (float(v) for v in _host(stats))
+    return _verdict(*(float(v) for v in (to_host or _host)(stats)))
+
+
+def _verdict(total: float, mean: float, saturated: float, std: float, t_mean: float) -> str:
     if not np.isfinite(total):
         return "non-finite"
     if mean < NEAR_BLACK_MEAN and t_mean > NEAR_BLACK_TARGET:
@@ -68,8 +86,8 @@ class SwapGuard:
         self._last_good: dict[int, np.ndarray] = {}
         self._misses: dict[int, int] = {}
 
-    def decide(self, xp, track_id: int, swapped, target, hold: int) -> GuardDecision:
-        reason = check_swap(xp, swapped, target)
+    def decide(self, xp, track_id: int, swapped, target, hold: int, to_host=None, fused=None) -> GuardDecision:
+        reason = check_swap(xp, swapped, target, to_host, fused)
         if not reason:
             buf = self._last_good.get(track_id)
             if buf is None or buf.shape != swapped.shape:

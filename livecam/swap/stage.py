@@ -18,7 +18,8 @@ import numpy as np
 from livecam.face.geometry import align_matrix, transform_points
 from livecam.ops import get_backend
 from livecam.swap import masks as M
-from livecam.swap.composite import Compositor, color_lut, color_stats, smooth_color, transfer_params
+from livecam.swap.composite import (Compositor, color_lut, color_stats, device_color_lut, smooth_color,
+                                    transfer_params)
 from livecam.swap.guard import SwapGuard
 from livecam.swap.swappers import make_swapper
 from livecam.swap.temporal import TemporalFilter
@@ -127,9 +128,18 @@ class SwapStage:
         with self._lock:
             new, self._pending = self._pending, None
         if new is not None:
-            self._swapper = new  # the atomic swap-in
+            old, self._swapper = self._swapper, new  # the atomic swap-in
             self._note(new.note)
             self.messages.append(f"swapper: {new.name}")
+            if old.name != new.name:
+                self._release(old.name)
+
+    def _release(self, name: str) -> None:
+        """Let the loader drop a model no stage part needs any more (bounded memory on switches)."""
+        self._latents = {k: v for k, v in self._latents.items() if k[1] != name}
+        release = getattr(self.loader, "release", None)  # loaders without a session cache have none
+        if release is not None:
+            release(name)
 
     def _note(self, text: str) -> None:
         if text:
@@ -152,17 +162,27 @@ class SwapStage:
             keys.append(f"region:{settings.masks.region_model}")
         return keys
 
-    def _make_masker(self, key: str):
+    @staticmethod
+    def _masker_models(key: str) -> tuple[str, ...]:
         kind, name = key.split(":")
-        if kind == "occlusion":
-            names = _XSEGS if name == "many" else (name,)
-            return M.OcclusionMasker([self.loader.session(n) for n in names])
-        return M.RegionMasker(self.loader.session(name))
+        return (_XSEGS if name == "many" else (name,)) if kind == "occlusion" else (name,)
+
+    def _make_masker(self, key: str):
+        sessions = [self.loader.session(n) for n in self._masker_models(key)]
+        return M.OcclusionMasker(sessions) if key.startswith("occlusion:") else M.RegionMasker(sessions[0])
 
     def _masker(self, key: str):
         with self._lock:
             masker = self._maskers.get(key)
             failed = key in self._failed
+            # the masker of this kind it replaces (another model) is not needed any more
+            stale = [k for k in self._maskers if masker is not None and k != key and
+                     k.split(":")[0] == key.split(":")[0]]
+            for k in stale:
+                del self._maskers[k]
+        keep = set(self._masker_models(key))
+        for name in {n for k in stale for n in self._masker_models(k)} - keep:
+            self._release(name)
         if masker is None and not failed:
             self._start(key, lambda: self._make_masker(key))
         return masker
@@ -181,15 +201,17 @@ class SwapStage:
             self._box[key] = self.backend.asarray(M.box_mask(size, settings.masks.blur, settings.masks.padding))
         return self._box[key]
 
-    def _latent(self, source, swapper) -> np.ndarray:
+    def _latent(self, source, swapper, device: bool = False):
+        """The source's latent for this swapper (cached; on the device once, when `device`)."""
         emb = source.embedding if swapper.source_embedding == "raw" else source.normed_embedding
         emb = np.asarray(emb, dtype=np.float32)
-        key = (source.name, swapper.name, emb.tobytes())
+        key = (source.name, swapper.name, emb.tobytes(), device)
         lat = self._latents.get(key)
         if lat is None:
             if len(self._latents) > 64:  # a long session cycling through many faces
                 self._latents.clear()
-            lat = self._latents[key] = swapper.prepare_source(emb)
+            lat = swapper.prepare_source(emb)
+            lat = self._latents[key] = self.backend.asarray(lat) if device else lat
         return lat
 
     # -- the frame ----------------------------------------------------------------------------
@@ -222,7 +244,10 @@ class SwapStage:
             out = frame if inplace else frame.copy()
         swapper = self._swapper
         size = swapper.size
-        latent = self._latent(source, swapper)
+        # Device-resident: with GPU arrays and a session that takes them, the crop goes
+        # to the model and back without a host copy (one guard read per face is the only sync).
+        resident = be.is_gpu and swapper.on_device
+        latent = self._latent(source, swapper, device=resident)
 
         # Phase 1: every crop from the untouched input, before any paste, so
         # overlapping faces never crop an already swapped neighbour.
@@ -242,9 +267,12 @@ class SwapStage:
                     masker = self._masker(f"occlusion:{settings.masks.occlusion_model}")
                     occlusion = masker.mask(be, crop) if masker is not None else None
             with times.stage("swap"):
-                swapped = be.asarray(swapper.swap(be.to_host(crop), latent))
+                if resident:
+                    swapped = swapper.swap_device(xp, crop, latent)
+                else:
+                    swapped = be.asarray(swapper.swap(be.to_host(crop), latent))
             with times.stage("guard"):
-                decision = self.guard.decide(xp, tid, swapped, crop, settings.swapper.guard_hold)
+                decision = self.guard.decide(xp, tid, swapped, crop, settings.swapper.guard_hold, be.to_host, be.fused)
                 if decision.use == "pass":
                     continue
                 work = self._buf("work", (size, size, 3))
@@ -263,7 +291,10 @@ class SwapStage:
                 if settings.temporal.enabled:
                     xp.rint(work, out=work)
                 xp.copyto(work_u8, work, casting="unsafe")
-                if settings.composite.color_transfer:
+                if settings.composite.color_transfer and be.is_gpu:  # table made on the device: no sync
+                    table = device_color_lut(be, st, work_u8, crop, mask, settings.composite.color_momentum)
+                    be.lut(work_u8, table, out=work_u8)
+                elif settings.composite.color_transfer:
                     gain, bias = transfer_params(color_stats(be, work_u8, mask), color_stats(be, crop, mask))
                     gain, bias = smooth_color(st, gain, bias, settings.composite.color_momentum)
                     if np.any(gain != 1.0) or np.any(bias != 0.0):

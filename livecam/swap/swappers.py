@@ -45,6 +45,12 @@ class _Swapper:
         s = self.size
         self._blob = np.empty((1, 3, s, s), dtype=np.float32)
         self._out = np.empty((s, s, 3), dtype=np.float32)
+        self._device: dict = {}  # device blob/out (CuPy), made on the first `swap_device`
+
+    @property
+    def on_device(self) -> bool:
+        """True when the session takes and returns device arrays (TensorRT, ORT CUDA/TensorRT)."""
+        return getattr(self.session, "provider", "cpu") in DEVICE_PROVIDERS
 
     # value range of the model's image tensors: x_model = x01 * scale + shift
     scale, shift = 1.0, 0.0
@@ -69,6 +75,33 @@ class _Swapper:
             self._out += b
         np.clip(self._out, 0.0, 255.0, out=self._out)
         return self._out
+
+
+    def swap_device(self, xp, crop_u8, latent):
+        """`swap` on device arrays (`xp` = cupy): the crop and the result never leave the GPU.
+
+        Same maths as `swap`; the session gets device arrays (IO binding / TensorRT buffers)
+        and returns device arrays. Returns the swapper's reused device buffer."""
+        s = self.size
+        if not self._device:
+            self._device = {"blob": xp.empty((1, 3, s, s), dtype=xp.float32),
+                            "out": xp.empty((s, s, 3), dtype=xp.float32)}
+        blob, out = self._device["blob"], self._device["out"]
+        blob[0] = crop_u8[:, :, ::-1].transpose(2, 0, 1)  # BGR HWC uint8 -> RGB CHW float
+        blob *= self.scale / 255.0
+        if self.shift:
+            blob += self.shift
+        pred = self.session.run(_feeds(self.session, blob, latent, self.target_first))[0]
+        out[...] = pred.reshape(3, s, s)[::-1].transpose(1, 2, 0)  # RGB CHW -> BGR HWC
+        out *= 255.0 / self.scale
+        if self.shift:
+            out += -self.shift * 255.0 / self.scale
+        xp.clip(out, 0.0, 255.0, out=out)  # NaN survives: the guard sees it
+        return out
+
+
+# Providers whose sessions take device (CuPy) arrays and return device arrays.
+DEVICE_PROVIDERS = ("tensorrt", "ort-tensorrt", "cuda")
 
 
 class InswapperSwapper(_Swapper):
@@ -195,13 +228,23 @@ def make_swapper(loader, name: str, fp16: bool = True) -> _Swapper:
         if ref_path is None:
             fast.note = "inswapper_128_fp16 not checked against FP32 (inswapper_128 not available)"
             return fast
-        return _checked(loader, name, fast, lambda: _build(loader, "inswapper_128", loader.session("inswapper_128")))
+        got = _checked(loader, name, fast, lambda: _build(loader, "inswapper_128", loader.session("inswapper_128")))
+        _release(loader, "inswapper_128" if got is fast else name)  # the loser of the check is not kept
+        return got
     if _loader_fp16(loader):
         fast = _build(loader, name, loader.session(name, fp16=fp16))
         if fp16 and getattr(fast.session, "provider", "") in FP16_PROVIDERS:
-            return _checked(loader, name, fast, lambda: _build(loader, name, loader.session(name, fp16=False)))
+            got = _checked(loader, name, fast, lambda: _build(loader, name, loader.session(name, fp16=False)))
+            _release(loader, name, fp16=got is not fast)  # drop the FP32 reference (or the failed FP16)
+            return got
         return fast
     return _build(loader, name, loader.session(name))
+
+
+def _release(loader, name: str, **which) -> None:
+    release = getattr(loader, "release", None)  # loaders without a session cache have none
+    if release is not None:
+        release(name, **which)
 
 
 def _checked(loader, name: str, fast: _Swapper, make_ref) -> _Swapper:
