@@ -95,3 +95,15 @@ def atomic_write(path: str | os.PathLike, data: bytes | bytearray | memoryview |
             f.flush()
             os.fsync(f.fileno())
     return Path(path)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+
+
+def printable(text: object) -> str:
+    """`text` with control characters (ESC, BEL, CR, C1 codes, ...) shown as `\\xNN`.
+
+    For file names and cached or remote text on their way to a terminal or log: a name
+    like `\\x1b]0;title\\x07.png` must not retitle or clear the user's terminal.
+    """
+    return str(text).translate(_CONTROL)
