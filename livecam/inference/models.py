@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from livecam.errors import ModelError
+from livecam.inference.contract import check_contract
 from livecam.inference.runtime import Attempt, OrtSession, Runtime
 from livecam.inference.store import ModelStore
 from livecam.settings import RuntimeSettings
@@ -80,6 +81,7 @@ class ModelLoader:
             path = self.path(name)
             sha = (self.store.records.checked(path) or {}).get("sha256", "")
             spec = self.store.spec(name)
+            check_contract(spec, path)  # a different model under this name fails here, not every frame
             if spec.dynamic_dims:
                 path = _dynamic_copy(path, sha)
             shapes = _static_shapes(spec)
