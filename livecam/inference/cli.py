@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--all", action="store_true", help="every hub-hosted model")
     p.add_argument("--force", action="store_true", help="download again even if present and verified")
+    p.add_argument("--repin", action="store_true",
+                   help="accept the hub's current file: forget the commit and SHA-256 recorded at the first download")
     p.set_defaults(func=cmd_pull)
 
     p = msub.add_parser("verify", help="hash-check models (all present ones by default); non-zero exit on any failure")
@@ -95,7 +97,7 @@ def cmd_pull(args) -> int:
     failures = []
     for n in names:
         try:
-            path = store.pull(n, force=args.force)
+            path = store.pull(n, force=args.force or args.repin, repin=args.repin)
             print(f"{n}: ok  {path}")
         except ModelError as exc:
             if len(names) == 1:

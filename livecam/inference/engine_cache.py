@@ -186,9 +186,13 @@ class EngineCache:
         """Delete this key's engines and manifest; returns how many engines went."""
         import shutil
 
+        from livecam.paths import engines_cache_dir
+
         with self._lock:
             n = len(self.manifest()["engine_files"])
             shutil.rmtree(self.dir, ignore_errors=True)
+            # the dynamic-shape model copies (livecam.inference.models) are rebuilt on the next load
+            shutil.rmtree(engines_cache_dir() / "dynamic", ignore_errors=True)
             return n
 
     # -- decisions --------------------------------------------------------
