@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import sys
 
 from livecam import __version__
@@ -21,6 +22,25 @@ COMMAND_MODULES = (
     "livecam.face.cli",  # faces
     "livecam.profiles",  # profiles
 )
+
+
+def positive(kind=float, *, zero: bool = False):
+    """An argparse type: a finite number > 0 (>= 0 with `zero`); argparse names the option on failure.
+
+    `--stats-every 0` would print thousands of lines a second, `nan` spin a core, `--duration -5`
+    end at once: options that size a loop are checked before anything starts."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number {'>=' if zero else '>'} 0")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse's messages name the type
+    return parse
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:

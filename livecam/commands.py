@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    from livecam.cli import add_common
+    from livecam.cli import add_common, positive
 
     p = subparsers.add_parser("run", help="webcam → face swap → virtual camera (the main job)",
                               description="Start the live face swap. Starts the TUI on a terminal; "
@@ -31,15 +31,15 @@ def register(subparsers) -> None:
                    help="fit the frame into the output size: letterbox (contain) or crop to fill (cover)")
     p.add_argument("--no-tui", action="store_true", help="no terminal UI: log stats to stderr")
     p.add_argument("--once", action="store_true", help="with --input: stop at the end of the file (default: loop)")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    p.add_argument("--stats-every", type=float, default=5.0, metavar="S", help="plain mode: print stats every S s")
+    p.add_argument("--duration", type=positive(float), metavar="S", help="stop after S seconds")
+    p.add_argument("--stats-every", type=positive(float), default=5.0, metavar="S", help="plain mode: print stats every S s")
     p.set_defaults(func=cmd_run)
 
     b = subparsers.add_parser("bench", help="benchmark the process stage on a file (JSON, tracks, frames)")
     add_common(b)
     b.add_argument("--input", required=True, metavar="VIDEO|IMAGE", help="video file, or an image (a still camera)")
     b.add_argument("--source", metavar="IMG|DIR", help="source face image or folder")
-    b.add_argument("--frames", type=int, metavar="N", help="frames to process (image: repeats, default 1)")
+    b.add_argument("--frames", type=positive(int), metavar="N", help="frames to process (image: repeats, default 1)")
     b.add_argument("--json", dest="json_out", metavar="OUT", help="write the result JSON here (also printed)")
     b.add_argument("--tracks", dest="tracks_out", metavar="OUT.jsonl", help="write per-frame faces as JSON lines")
     b.add_argument("--output-frames", metavar="DIR", help="write output frames as lossless PNG 000000.png, ...")
