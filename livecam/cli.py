@@ -14,6 +14,7 @@ import sys
 
 from livecam import __version__
 from livecam.errors import LivecamError
+from livecam.paths import printable
 
 # Modules that add subcommands, in help order.
 COMMAND_MODULES = (
@@ -22,6 +23,11 @@ COMMAND_MODULES = (
     "livecam.face.cli",  # faces
     "livecam.profiles",  # profiles
 )
+
+
+class _PrintableFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), keep_newlines=True)
 
 
 def positive(kind=float, *, zero: bool = False):
@@ -80,13 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # file names and cached text in log lines: no escape sequences
+        if type(handler) is logging.StreamHandler and not isinstance(handler.formatter, _PrintableFormatter):
+            handler.setFormatter(_PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
     except LivecamError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc, keep_newlines=True)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -94,6 +94,29 @@ def build_runtime(args, settings, *, always_bank: bool = False):
     return loader, bank
 
 
+def refuse_overwrite(outputs: dict, input_path, source) -> None:
+    """CameraError when an output (option -> path) is the input file or a source-face file."""
+    from pathlib import Path
+
+    from livecam.errors import CameraError
+    from livecam.paths import printable
+
+    protected = [Path(p) for p in (input_path,) if p and not str(p).isdigit()]
+    if source:
+        src = Path(source).expanduser()
+        protected += sorted(src.rglob("*")) if src.is_dir() else [src]
+    for option, out in outputs.items():
+        if not out:
+            continue
+        target = Path(out).expanduser()
+        for p in protected:
+            same = target.exists() and p.exists() and os.path.samefile(target, p)
+            if same or target.resolve() == p.resolve():
+                raise CameraError(f"{option} {printable(out)} is the input {printable(p)}: it would be overwritten",
+                                  f"write the output somewhere else, e.g. {option} {printable(target.stem)}-out"
+                                  f"{printable(target.suffix)}")
+
+
 def format_stats(snap) -> str:
     stages = " ".join(f"{k}={v['p50']:.1f}" for k, v in snap.stage_ms.items())
     return (
@@ -212,6 +235,8 @@ def cmd_run(args) -> int:
     from livecam.live import LiveSession
 
     settings = load_settings(args)
+    sink_path = args.sink.split(":", 1)[1] if args.sink and args.sink.startswith(("file:", "frames:")) else None
+    refuse_overwrite({"--sink": sink_path}, args.input, args.source)
     # Output first: a missing virtual camera is reported before any model loads (< 5 s).
     sink = open_sink(args.sink, settings, fit=args.fit)
     sink.open()
@@ -256,6 +281,8 @@ def cmd_bench(args) -> int:
     from livecam.pipeline import Pipeline
 
     settings = load_settings(args)
+    refuse_overwrite({"--json": args.json_out, "--tracks": args.tracks_out, "--output-frames": args.output_frames},
+                     args.input, args.source)
     loader, bank = build_runtime(args, settings)
     pipeline = Pipeline(loader, settings, bank)
     result = run_bench(args.input, pipeline, settings, frames=args.frames, json_out=args.json_out,

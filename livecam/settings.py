@@ -95,6 +95,8 @@ class CameraSettings:
     height: int = _f(720, "int", "requested capture height", min=120, max=4320)
     fps: int = _f(30, "int", "requested capture fps", min=1, max=240)
     mjpg: bool = _f(True, "bool", "ask the camera for MJPG (needed for 720p30+ on most USB webcams)")
+    max_image_mp: float = _f(40.0, "float", "refuse input and source-face images above this many megapixels "
+                             "(read from the header, before decoding)", min=0.01, max=1000.0)
 
 
 @dataclass(frozen=True)
