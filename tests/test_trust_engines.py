@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.server
 import json
-import threading
-import urllib.parse
 from pathlib import Path
 
 import pytest
 from test_foundation_runtime import _loader, gpu_env  # noqa: F401  (fixture re-exported)
+from test_foundation_store import _Hub
 
 from livecam.inference import trust
 from livecam.inference.engine_cache import EngineCache
@@ -24,73 +22,12 @@ REPO = "team/engines"
 KEY = "sm89/trt10.13_ort1.31"  # what the fakes report (test_foundation_runtime)
 
 
-class _RepoHub:
-    """A hub serving `files` ({path in repo: bytes}) for any repo: tree listing + resolve."""
-
-    def __init__(self):
-        self.files: dict[str, bytes] = {}
-        self.gets: list[str] = []
-        hub = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _find(self):
-                raw = urllib.parse.unquote(self.path.split("?")[0])
-                if raw.startswith("/api/models/") and "/tree/" in raw:
-                    return "TREE", None
-                if "/resolve/" in raw:
-                    name = raw.split("/resolve/", 1)[1].split("/", 1)[1]
-                    return name, hub.files.get(name)
-                return None, None
-
-            def _head(self, data):
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-                self.send_header("X-Repo-Commit", "b" * 40)
-                self.end_headers()
-
-            def do_HEAD(self):
-                name, data = self._find()
-                if data is None:
-                    self.send_response(404)
-                    self.send_header("X-Error-Code", "EntryNotFound")
-                    self.end_headers()
-                    return
-                self._head(data)
-
-            def do_GET(self):
-                name, data = self._find()
-                if name == "TREE":
-                    body = json.dumps([{"type": "file", "path": k, "oid": hashlib.sha1(v).hexdigest(), "size": len(v)}
-                                       for k, v in hub.files.items()]).encode()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                    return
-                if data is None:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                hub.gets.append(name)
-                self._head(data)
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-
-
 @pytest.fixture
 def hub(monkeypatch, tmp_path):
     import huggingface_hub
     import huggingface_hub.constants as hc
 
-    h = _RepoHub()
+    h = _Hub({})
     monkeypatch.setenv("HF_ENDPOINT", h.url)
     monkeypatch.setattr(hc, "ENDPOINT", h.url)
     monkeypatch.setattr(hc, "HUGGINGFACE_CO_URL_TEMPLATE", h.url + "/{repo_id}/resolve/{revision}/{filename}")
@@ -211,7 +148,7 @@ def test_unsigned_manifest_is_refused(gpu_env, standins_dir, tmp_path, monkeypat
     hub.files.update({f"{KEY}/{name}": plan, f"{KEY}/manifest.json": _manifest(standins_dir, plan)})
     _pull_and_check_nothing_written(gpu_env, standins_dir, tmp_path, monkeypatch, hub, plan)
     assert "is not signed: refused" in caplog.text
-    assert f"{KEY}/{name}" not in hub.gets  # not even downloaded
+    assert not any(r.startswith("GET") and r.endswith(name) for r in hub.requests)  # not even downloaded
 
 
 def test_manifest_signed_by_an_untrusted_key_is_refused(gpu_env, standins_dir, tmp_path, monkeypatch, hub, caplog):  # noqa: F811
