@@ -247,6 +247,11 @@ class Settings:
         new = self
         for section, values in per_section.items():
             new = dataclasses.replace(new, **{section: dataclasses.replace(getattr(new, section), **values)})
+        if "keys" in per_section:
+            clash = hotkey_clash(new.keys)
+            if clash:
+                raise SettingsError(f"{origin}: {clash}", "give each action its own key (`livecam profiles show "
+                                    "default` lists the [keys]; 1-9 pick faces)")
         return new
 
     def with_nested(self, data: dict[str, Any], origin: str) -> "Settings":
@@ -394,6 +399,17 @@ def hotkey_problem(key: str) -> str:
     if len(name) == 1 and name.isprintable() or name in known:
         return ""
     return f"{name!r} is not a key name"
+
+
+def hotkey_clash(keys: "KeySettings") -> str:
+    """The first key bound to two actions (the 1-9 face keys included), "" when none: Textual would
+    silently fire only one of them."""
+    seen = {str(n): f"face {n}" for n in range(1, 10)}
+    for name, key in vars(keys).items():
+        if key in seen:
+            return f"key {key!r} is bound to both {seen[key]} and keys.{name}"
+        seen[key] = f"keys.{name}"
+    return ""
 
 
 def reference_problem(value: str) -> str:

@@ -40,7 +40,7 @@ def test_bad_hotkeys_are_refused_up_front(key, why):
         Settings().with_changes({"keys.bypass": key}, origin="keys.toml")
 
 
-@pytest.mark.parametrize("key", ["b", "]", "ctrl+b", "f5", "space", "escape", "ctrl+shift+a", "left_square_bracket"])
+@pytest.mark.parametrize("key", ["b", "%", "ctrl+b", "f5", "space", "escape", "ctrl+shift+a", "left_square_bracket"])
 def test_good_hotkeys_validate_and_bind_in_textual(key):
     from textual.binding import BindingsMap
 
@@ -48,6 +48,15 @@ def test_good_hotkeys_validate_and_bind_in_textual(key):
 
     keys = Settings().with_changes({"keys.bypass": key}).keys
     BindingsMap(make_bindings(keys))  # what the TUI does; raises InvalidBinding on a bad key
+
+
+@pytest.mark.parametrize("changes,clash", [({"keys.bypass": "2"}, "'2' is bound to both face 2 and keys.bypass"),
+                                          ({"keys.quit": "m"}, "'m' is bound to both keys.next_model and keys.quit")])
+def test_duplicate_hotkeys_are_refused(changes, clash):
+    with pytest.raises(SettingsError, match=clash):
+        Settings().with_changes(changes)
+    swapped = Settings().with_changes({"keys.quit": "m", "keys.next_model": "q"})  # a swap in one change is fine
+    assert (swapped.keys.quit, swapped.keys.next_model) == ("m", "q")
 
 
 def test_profile_with_an_empty_hotkey_fails_before_anything_starts(tmp_path):
