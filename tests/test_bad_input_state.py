@@ -266,3 +266,23 @@ def test_dynamic_copy_falls_back_to_temp_when_the_cache_is_read_only(monkeypatch
     src = _centerface()
     out = _dynamic_copy(src, sha256_hex(src))
     assert out.is_file() and str(out).startswith(str(tmp_path / "tmp"))
+
+
+def test_a_huge_published_hash_is_not_downloaded(hub):  # noqa: F811
+    hub.files["xseg_1.hash"] = b"0" * 300_000
+    with pytest.raises(ModelError, match="xseg_1.hash is 300000 bytes, not an 8-hex CRC32"):
+        ModelStore().pull("xseg_1", progress=False)
+    assert not any(r.startswith("GET") and r.endswith("xseg_1.hash") for r in hub.requests)
+    assert not (ModelStore().cache_dir / "xseg_1.onnx").exists()
+
+
+def test_engine_cache_temp_files_of_dead_processes_are_removed(tmp_path):
+    from livecam.inference.engine_cache import EngineCache
+
+    cache = EngineCache(tmp_path, None, None, "1.0")
+    cache.dir.mkdir(parents=True)
+    dead = subprocess_pid_that_exited()
+    stale = cache.dir / f".xseg_1.abc.fp16.engine.{dead}.1.tmp"
+    stale.write_bytes(b"x" * 1000)
+    EngineCache(tmp_path, None, None, "1.0")
+    assert not stale.exists()

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from livecam.inference.store import sha256_hex
+from livecam.inference.store import clean_stale, sha256_hex
 from livecam.paths import atomic_write
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class EngineCache:
         self.key = cache_key(gpu_arch, trt_version, ort_version)
         self.dir = self.root / self.key
         self._lock = threading.RLock()
+        clean_stale(self.dir)  # temporary files of a process killed mid-write
 
     # -- manifest ---------------------------------------------------------
     def _fresh(self) -> dict:
@@ -360,4 +361,6 @@ def _valid_entry(name: str, entry) -> bool:
         want = int if f.name == "size" else str
         if not isinstance(value, want) or isinstance(value, bool):
             return False
-    return entry["precision"] in ("fp16", "fp32") and entry["size"] >= 0
+    # the name says which model, weights and precision it is for: the entry must agree
+    return (entry["precision"] in ("fp16", "fp32") and entry["size"] >= 0
+            and name == EngineCache.engine_name(entry["model"], entry["model_sha256"], entry["precision"]))

@@ -564,6 +564,15 @@ class ModelStore:
             rev = commit or revision
             expected_crc = None
             if spec.hash_file:
+                try:  # a .hash is 8 characters: a big one is not even downloaded
+                    size = get_hf_file_metadata(hf_hub_url(spec.repo, spec.hash_file, revision=rev,
+                                                           endpoint=endpoint)).size
+                except Exception:  # noqa: BLE001 - the download below reports an unreachable file
+                    size = None
+                if size is not None and size > MAX_HASH_BYTES:
+                    raise ModelError(f"model '{spec.name}': the published {spec.hash_file} is {size} bytes, not an "
+                                     "8-hex CRC32; nothing was downloaded",
+                                     f"report it; meanwhile fetch it by hand: {self.fetch_instructions(spec)}")
                 hash_path = fetch(spec.hash_file, rev)
                 try:
                     expected_crc = read_hash_file(hash_path, strict=True)
