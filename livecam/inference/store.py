@@ -13,6 +13,14 @@ whose size and mtime match a previous full check is trusted without re-hashing;
 anything else is hashed again. `verify()` always hashes. Downloads are staged and
 moved into place with `os.replace` only after the CRC32 matches, so a partial or
 corrupt download is never visible under the model's name.
+
+Trust: the `.hash` and the model come from one hub commit, recorded at the first
+download with the SHA-256 (trust on first use); later downloads ask for that commit and
+must give that SHA-256 (`pull(repin=True)` accepts a new upstream file). A catalog
+`sha256` pins a model outright. A `.hash` that is present but not a small regular file
+holding 8 hex characters fails verification (it never means "unverified"), and is read
+without blocking (a FIFO or a device never hangs a command). The load fast path also
+compares ctime and inode, which `touch -r` cannot restore.
 """
 
 from __future__ import annotations
