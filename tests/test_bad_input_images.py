@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from livecam.errors import CameraError, SourceFaceError
+from livecam.errors import SourceFaceError
 from livecam.face.analyser import FaceAnalyser
 from livecam.face.bank import FaceBank
 from livecam.io.images import decode_image, image_dimensions

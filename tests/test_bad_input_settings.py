@@ -147,7 +147,6 @@ def test_reference_image_is_loaded_off_the_frame_thread(tmp_path, astronaut, mon
 
     import cv2
 
-    from livecam.controls import ControlState
     from livecam.errors import SourceFaceError
     from livecam.pipeline import Pipeline
 
@@ -200,4 +199,3 @@ def test_reference_image_is_loaded_off_the_frame_thread(tmp_path, astronaut, mon
     with pytest.raises(SourceFaceError):
         pipe._reference_for(settings)  # reported once (the caller counts a select-stage error) ...
     assert pipe._reference_for(settings) is None  # ... then selection falls back quietly
-    assert ControlState  # imported for the caller's type; the pipeline reads settings per frame
