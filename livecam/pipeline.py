@@ -64,6 +64,7 @@ class Pipeline:
         self._reference = None
         self._reference_key: tuple | None = None
         self._reference_failed: tuple | None = None  # (key, exception) of a failed background reference load
+        self._reference_thread: threading.Thread | None = None
         self.times = StageTimes()
         self.frames = 0
 
@@ -156,9 +157,19 @@ class Pipeline:
             if self._reference is None and hasattr(self.bank, "analyser"):
                 # an image path: decoded and analysed off the frame thread (a big image takes seconds), by a
                 # private bank so it does not join the source faces; selection falls back until it is ready
-                threading.Thread(target=self._load_reference, args=(key, ref), daemon=True,
-                                 name="livecam-reference").start()
+                self._reference_thread = threading.Thread(target=self._load_reference, args=(key, ref), daemon=True,
+                                                          name="livecam-reference")
+                self._reference_thread.start()
         return self._reference
+
+    def wait_reference(self, settings, timeout: float = 120.0) -> None:
+        """Offline runs (bench): have selector.reference loaded before the first frame, as every frame uses it."""
+        try:
+            self._reference_for(settings)
+        except Exception:  # noqa: BLE001 - reported again on the first frame
+            return
+        if self._reference_thread is not None:
+            self._reference_thread.join(timeout)
 
     def _load_reference(self, key: tuple, ref: str) -> None:
         try:

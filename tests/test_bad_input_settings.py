@@ -173,7 +173,7 @@ def test_reference_image_is_loaded_off_the_frame_thread(tmp_path, astronaut, mon
 
     pipe = Pipeline.__new__(Pipeline)
     pipe.bank = SlowBank()
-    pipe._reference, pipe._reference_key, pipe._reference_failed = None, None, None
+    pipe._reference, pipe._reference_key, pipe._reference_failed, pipe._reference_thread = None, None, None, None
     pipe._seen_errors = set()
     settings = Settings().with_changes({"selector.mode": "reference", "selector.reference": str(ref)})
     t0 = time.thread_time()
@@ -199,3 +199,22 @@ def test_reference_image_is_loaded_off_the_frame_thread(tmp_path, astronaut, mon
     with pytest.raises(SourceFaceError):
         pipe._reference_for(settings)  # reported once (the caller counts a select-stage error) ...
     assert pipe._reference_for(settings) is None  # ... then selection falls back quietly
+
+
+def test_bench_has_the_reference_image_before_the_first_frame(tmp_path, astronaut, standins_dir):
+    import cv2
+
+    from livecam.face.analyser import FaceAnalyser
+    from livecam.face.bank import FaceBank
+    from livecam.inference.models import ModelLoader
+    from livecam.pipeline import Pipeline
+
+    img = tmp_path / "astro.png"
+    cv2.imwrite(str(img), astronaut)
+    settings = Settings().with_changes({"detector.model": "centerface", "selector.mode": "reference",
+                                        "selector.reference": str(img)})
+    loader = ModelLoader(settings.runtime, models_dir=standins_dir)
+    pipeline = Pipeline(loader, settings, FaceBank(FaceAnalyser(loader, settings), cache_dir=tmp_path / "c"))
+    pipeline.wait_reference(settings)  # what `livecam bench` does before its loop
+    ref = pipeline._reference_for(settings)
+    assert ref is not None and ref.name == "astro" and ref.embedding.shape == (512,)
