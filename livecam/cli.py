@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import sys
 
 from livecam import __version__
 from livecam.errors import LivecamError
+from livecam.paths import printable
 
 # Modules that add subcommands, in help order.
 COMMAND_MODULES = (
@@ -21,6 +23,30 @@ COMMAND_MODULES = (
     "livecam.face.cli",  # faces
     "livecam.profiles",  # profiles
 )
+
+
+class _PrintableFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), keep_newlines=True)
+
+
+def positive(kind=float, *, zero: bool = False):
+    """An argparse type: a finite number > 0 (>= 0 with `zero`); argparse names the option on failure.
+
+    `--stats-every 0` would print thousands of lines a second, `nan` spin a core, `--duration -5`
+    end at once: options that size a loop are checked before anything starts."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number {'>=' if zero else '>'} 0")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse's messages name the type
+    return parse
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -60,13 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # file names and cached text in log lines: no escape sequences
+        if type(handler) is logging.StreamHandler and not isinstance(handler.formatter, _PrintableFormatter):
+            handler.setFormatter(_PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
     except LivecamError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc, keep_newlines=True)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    from livecam.cli import add_common
+    from livecam.cli import add_common, positive
 
     p = subparsers.add_parser("run", help="webcam → face swap → virtual camera (the main job)",
                               description="Start the live face swap. Starts the TUI on a terminal; "
@@ -31,15 +31,15 @@ def register(subparsers) -> None:
                    help="fit the frame into the output size: letterbox (contain) or crop to fill (cover)")
     p.add_argument("--no-tui", action="store_true", help="no terminal UI: log stats to stderr")
     p.add_argument("--once", action="store_true", help="with --input: stop at the end of the file (default: loop)")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    p.add_argument("--stats-every", type=float, default=5.0, metavar="S", help="plain mode: print stats every S s")
+    p.add_argument("--duration", type=positive(float), metavar="S", help="stop after S seconds")
+    p.add_argument("--stats-every", type=positive(float), default=5.0, metavar="S", help="plain mode: print stats every S s")
     p.set_defaults(func=cmd_run)
 
     b = subparsers.add_parser("bench", help="benchmark the process stage on a file (JSON, tracks, frames)")
     add_common(b)
     b.add_argument("--input", required=True, metavar="VIDEO|IMAGE", help="video file, or an image (a still camera)")
     b.add_argument("--source", metavar="IMG|DIR", help="source face image or folder")
-    b.add_argument("--frames", type=int, metavar="N", help="frames to process (image: repeats, default 1)")
+    b.add_argument("--frames", type=positive(int), metavar="N", help="frames to process (image: repeats, default 1)")
     b.add_argument("--json", dest="json_out", metavar="OUT", help="write the result JSON here (also printed)")
     b.add_argument("--tracks", dest="tracks_out", metavar="OUT.jsonl", help="write per-frame faces as JSON lines")
     b.add_argument("--output-frames", metavar="DIR", help="write output frames as lossless PNG 000000.png, ...")
@@ -92,6 +92,29 @@ def build_runtime(args, settings, *, always_bank: bool = False):
             raise SourceFaceError(f"no usable source face in {source}",
                                   "give a clear, front-facing photo with one face (PNG or JPEG)")
     return loader, bank
+
+
+def refuse_overwrite(outputs: dict, input_path, source) -> None:
+    """CameraError when an output (option -> path) is the input file or a source-face file."""
+    from pathlib import Path
+
+    from livecam.errors import CameraError
+    from livecam.paths import printable
+
+    protected = [Path(p) for p in (input_path,) if p and not str(p).isdigit()]
+    if source:
+        src = Path(source).expanduser()
+        protected += sorted(src.rglob("*")) if src.is_dir() else [src]
+    for option, out in outputs.items():
+        if not out:
+            continue
+        target = Path(out).expanduser()
+        for p in protected:
+            same = target.exists() and p.exists() and os.path.samefile(target, p)
+            if same or target.resolve() == p.resolve():
+                raise CameraError(f"{option} {printable(out)} is the input {printable(p)}: it would be overwritten",
+                                  f"write the output somewhere else, e.g. {option} {printable(target.stem)}-out"
+                                  f"{printable(target.suffix)}")
 
 
 def format_stats(snap) -> str:
@@ -212,6 +235,8 @@ def cmd_run(args) -> int:
     from livecam.live import LiveSession
 
     settings = load_settings(args)
+    sink_path = args.sink.split(":", 1)[1] if args.sink and args.sink.startswith(("file:", "frames:")) else None
+    refuse_overwrite({"--sink": sink_path}, args.input, args.source)
     # Output first: a missing virtual camera is reported before any model loads (< 5 s).
     sink = open_sink(args.sink, settings, fit=args.fit)
     sink.open()
@@ -256,8 +281,11 @@ def cmd_bench(args) -> int:
     from livecam.pipeline import Pipeline
 
     settings = load_settings(args)
+    refuse_overwrite({"--json": args.json_out, "--tracks": args.tracks_out, "--output-frames": args.output_frames},
+                     args.input, args.source)
     loader, bank = build_runtime(args, settings)
     pipeline = Pipeline(loader, settings, bank)
+    pipeline.wait_reference(settings)  # loaded off the frame thread; a benchmark uses it from frame one
     result = run_bench(args.input, pipeline, settings, frames=args.frames, json_out=args.json_out,
                        tracks_out=args.tracks_out, output_frames=args.output_frames,
                        progress=not args.no_progress)

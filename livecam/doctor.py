@@ -205,6 +205,31 @@ def check_vcam_open(settings, opener=None) -> Check:
         sink.close()
 
 
+def check_engine_sharing() -> Check:
+    """The engine-sharing trust state: signing key, trusted keys, LIVECAM_ENGINE_REPO (engines are native code)."""
+    import os
+
+    from livecam.inference import trust
+
+    repo = os.environ.get("LIVECAM_ENGINE_REPO", "").strip()
+    lines = trust.describe(repo)
+    detail = "; ".join(lines)
+    if repo and not trust_ok(repo):
+        return Check("engine sharing", WARN, detail,
+                     f"LIVECAM_ENGINE_REPO={repo} is set but no key is trusted for it: "
+                     f"`livecam engines trust ed25519:... --repo {repo}` with the publisher's key, or unset it")
+    return Check("engine sharing", OK, detail if repo else "off (LIVECAM_ENGINE_REPO unset); " + detail)
+
+
+def trust_ok(repo: str) -> bool:
+    from livecam.inference import trust
+
+    try:
+        return bool(trust.trusted_for(repo))
+    except trust.TrustError:
+        return False
+
+
 def gather(settings, models_dir: str | None = None) -> list[Check]:
     checks = [check_python(), *check_packages(), check_gpu(), check_providers(),
               check_optional("tensorrt", "tensorrt",
@@ -214,6 +239,7 @@ def gather(settings, models_dir: str | None = None) -> list[Check]:
     if platform.system() == "Linux":
         checks += check_v4l2loopback()
     checks.append(check_vcam_open(settings))
+    checks.append(check_engine_sharing())
     return checks
 
 

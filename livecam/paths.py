@@ -95,3 +95,19 @@ def atomic_write(path: str | os.PathLike, data: bytes | bytearray | memoryview |
             f.flush()
             os.fsync(f.fileno())
     return Path(path)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+
+
+_CONTROL_KEEP_LINES = {c: v for c, v in _CONTROL.items() if c not in (0x0A, 0x09)}
+
+
+def printable(text: object, keep_newlines: bool = False) -> str:
+    """`text` with control characters (ESC, BEL, CR, C1 codes, ...) shown as `\\xNN`.
+
+    For file names and cached or remote text on their way to a terminal or log: a name
+    like `\\x1b]0;title\\x07.png` must not retitle or clear the user's terminal.
+    `keep_newlines` leaves line feeds and tabs (messages laid out over lines).
+    """
+    return str(text).translate(_CONTROL_KEEP_LINES if keep_newlines else _CONTROL)

@@ -13,6 +13,7 @@ faces found so far), and the report names the error so the loop can count
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,8 @@ class Pipeline:
         self._seen_errors: set[str] = set()
         self._reference = None
         self._reference_key: tuple | None = None
+        self._reference_failed: tuple | None = None  # (key, exception) of a failed background reference load
+        self._reference_thread: threading.Thread | None = None
         self.times = StageTimes()
         self.frames = 0
 
@@ -139,6 +142,9 @@ class Pipeline:
         """Reference for selector mode=reference: a bank face by name, else None."""
         ref = settings.selector.reference
         key = (ref, id(self.bank))
+        if self._reference_failed is not None and self._reference_failed[0] == key:
+            exc, self._reference_failed = self._reference_failed[1], None
+            raise exc  # counted once as a select-stage error by the caller
         if key == self._reference_key:
             return self._reference
         self._reference_key = key
@@ -149,11 +155,30 @@ class Pipeline:
             except KeyError:
                 self._reference = None
             if self._reference is None and hasattr(self.bank, "analyser"):
-                try:  # an image path: analysed by a private bank so it does not join the source faces
-                    self._reference = type(self.bank)(self.bank.analyser).add(ref)
-                except Exception as exc:  # noqa: BLE001 - reported, selection falls back
-                    self._error_once("select", exc)
+                # an image path: decoded and analysed off the frame thread (a big image takes seconds), by a
+                # private bank so it does not join the source faces; selection falls back until it is ready
+                self._reference_thread = threading.Thread(target=self._load_reference, args=(key, ref), daemon=True,
+                                                          name="livecam-reference")
+                self._reference_thread.start()
         return self._reference
+
+    def wait_reference(self, settings, timeout: float = 120.0) -> None:
+        """Offline runs (bench): have selector.reference loaded before the first frame, as every frame uses it."""
+        try:
+            self._reference_for(settings)
+        except Exception:  # noqa: BLE001 - reported again on the first frame
+            return
+        if self._reference_thread is not None:
+            self._reference_thread.join(timeout)
+
+    def _load_reference(self, key: tuple, ref: str) -> None:
+        try:
+            face = type(self.bank)(self.bank.analyser).add(ref)
+        except Exception as exc:  # noqa: BLE001 - reported on the next frame, selection falls back
+            self._reference_failed = (key, exc)
+            return
+        if self._reference_key == key:  # not superseded by a newer setting meanwhile
+            self._reference = face
 
     def apply(self, state: ControlState) -> None:
         """Take a new control state (between frames only)."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from livecam.errors import SettingsError
-from livecam.paths import atomic_write, shipped_profiles_dir, user_profiles_dir
+from livecam.paths import atomic_write, printable, shipped_profiles_dir, user_profiles_dir
 from livecam.settings import SECTIONS, Settings, apply_overrides, spec
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -67,7 +67,8 @@ def profile_path(name_or_path: str | os.PathLike) -> Path:
     if isinstance(name_or_path, Path) or _looks_like_path(text):
         path = Path(text).expanduser()
         if not path.is_file():
-            raise SettingsError(f"profile file {path} does not exist", "pass an existing .toml file or a profile name")
+            what = "is not a regular file" if path.exists() else "does not exist"
+            raise SettingsError(f"profile file {printable(path)} {what}", "pass an existing .toml file or a profile name")
         return path
     name = _check_name(text)
     for directory in (user_profiles_dir(), shipped_profiles_dir()):
@@ -92,16 +93,27 @@ def list_profiles() -> list[ProfileEntry]:
 
 
 # -- load --------------------------------------------------------------------------
+MAX_PROFILE_BYTES = 1 << 20
+
+
 def read_profile_file(path: Path) -> dict:
     """The raw TOML tables of a profile file; SettingsError names the file on any error."""
     try:
+        if not path.is_file() or path.stat().st_size > MAX_PROFILE_BYTES:  # a FIFO or a device never hangs us
+            raise OSError(f"not a regular file of at most {MAX_PROFILE_BYTES // 1024} KiB")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path}: cannot read profile ({exc})", "check the file exists and is UTF-8 text") from exc
+        raise SettingsError(f"{printable(path)}: cannot read profile ({exc})",
+                            "check the file exists and is UTF-8 text") from exc
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{path}: not valid TOML ({exc})", "fix the TOML syntax (see `livecam profiles show default`)") from exc
+        raise SettingsError(f"{printable(path)}: not valid TOML ({exc})",
+                            "fix the TOML syntax (see `livecam profiles show default`)") from exc
+    except RecursionError:  # `x = [[[[...` nested deeper than Python's stack
+        raise SettingsError(f"{printable(path)}: not a profile (values nested too deeply)",
+                            "a profile is [section] tables of key = value (see `livecam profiles show default`)"
+                            ) from None
 
 
 def load_profile(name_or_path: str | os.PathLike = "default", base: Settings | None = None) -> Settings:

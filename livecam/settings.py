@@ -13,6 +13,8 @@ Profiles (TOML files) are read and written in `livecam.profiles`.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +98,8 @@ class CameraSettings:
     height: int = _f(720, "int", "requested capture height", min=120, max=4320)
     fps: int = _f(30, "int", "requested capture fps", min=1, max=240)
     mjpg: bool = _f(True, "bool", "ask the camera for MJPG (needed for 720p30+ on most USB webcams)")
+    max_image_mp: float = _f(40.0, "float", "refuse input and source-face images above this many megapixels "
+                             "(read from the header, before decoding)", min=0.01, max=1000.0)
 
 
 @dataclass(frozen=True)
@@ -246,6 +250,11 @@ class Settings:
         new = self
         for section, values in per_section.items():
             new = dataclasses.replace(new, **{section: dataclasses.replace(getattr(new, section), **values)})
+        if "keys" in per_section:
+            clash = hotkey_clash(new.keys)
+            if clash:
+                raise SettingsError(f"{origin}: {clash}", "give each action its own key (`livecam profiles show "
+                                    "default` lists the [keys]; 1-9 pick faces)")
         return new
 
     def with_nested(self, data: dict[str, Any], origin: str) -> "Settings":
@@ -322,6 +331,8 @@ def coerce(key: str, value: Any, origin: str = "settings") -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad()
         value = float(value)
+        if not math.isfinite(value):  # NaN passes every < / > test: it would reach the loop
+            raise bad("not a finite number")
         if (s.min is not None and value < s.min) or (s.max is not None and value > s.max):
             raise bad("out of range")
         return value
@@ -332,6 +343,18 @@ def coerce(key: str, value: Any, origin: str = "settings") -> Any:
             raise bad()
         if s.choices is not None and value not in s.choices:
             raise bad()
+        if key.startswith("keys."):
+            why = hotkey_problem(value)
+            if why:
+                raise SettingsError(f"{origin}: invalid value {value!r} for '{key}' ({why})",
+                                    f"'{key}' takes one key: a character such as 'b' or ']', or a Textual key "
+                                    "name such as 'f5', 'space', 'ctrl+b'")
+        if key == "selector.reference":
+            why = reference_problem(value)
+            if why:
+                raise SettingsError(f"{origin}: invalid value {value!r} for '{key}' ({why})",
+                                    f"'{key}' takes a source face name from the bank, or the path of an existing "
+                                    "image file")
         return value
     if s.kind == "list":
         if isinstance(value, str):
@@ -350,10 +373,59 @@ def coerce(key: str, value: Any, origin: str = "settings") -> Any:
             raise bad()
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             raise bad()
+        if not all(math.isfinite(v) for v in value):
+            raise bad("not a finite number")
         if s.min is not None and any(v < s.min or v > s.max for v in value):
             raise bad("out of range")
         return tuple(value)
     raise AssertionError(s.kind)
+
+
+_MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")
+
+
+def hotkey_problem(key: str) -> str:
+    """Why `key` cannot be one Textual binding ("" when it can): empty, several keys, unknown names."""
+    if not key or key != key.strip():
+        return "empty" if not key.strip() else "surrounding spaces"
+    if len(key) == 1:
+        return "" if key.isprintable() and key != "," else "a control character or a comma"
+    if "," in key:
+        return "several keys; bind one"
+    from textual.keys import ASCII_KEY_NAMES, KEY_ALIASES, Keys, _character_to_key
+
+    *mods, name = key.split("+") if not key.endswith("++") else [*key[:-2].split("+"), "+"]
+    if any(m not in _MODIFIERS for m in mods):
+        return f"unknown modifier in {key!r} (use {', '.join(_MODIFIERS)})"
+    known = ({k.value.split("+")[-1] for k in Keys} | set(KEY_ALIASES) | set(ASCII_KEY_NAMES.values())
+             | {_character_to_key(chr(c)) for c in range(0x21, 0x7F)})
+    if len(name) == 1 and name.isprintable() or name in known:
+        return ""
+    return f"{name!r} is not a key name"
+
+
+def hotkey_clash(keys: "KeySettings") -> str:
+    """The first key bound to two actions (the 1-9 face keys included), "" when none: Textual would
+    silently fire only one of them."""
+    seen = {str(n): f"face {n}" for n in range(1, 10)}
+    for name, key in vars(keys).items():
+        if key in seen:
+            return f"key {key!r} is bound to both {seen[key]} and keys.{name}"
+        seen[key] = f"keys.{name}"
+    return ""
+
+
+def reference_problem(value: str) -> str:
+    """Why a selector.reference path cannot be used ("" when it can, or when it is a bank name)."""
+    if not value or not (os.sep in value or "/" in value or os.path.splitext(value)[1]):
+        return ""  # empty or a bank name: resolved against the source faces
+    try:
+        import stat as _stat
+
+        st = os.stat(value)
+    except OSError as exc:
+        return f"no such image: {exc.strerror or exc}"
+    return "" if _stat.S_ISREG(st.st_mode) else "not a regular file"
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -247,13 +247,15 @@ def soak(minutes: float, *, input_path: str | None = None, models_dir: str | Non
 
 
 def main(argv: list[str] | None = None) -> int:
+    from livecam.cli import positive
+
     parser = argparse.ArgumentParser(prog="python -m livecam.soak", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--minutes", type=positive(float), default=10.0)
     parser.add_argument("--input", help="video file to loop (default: synthetic astronaut video)")
     parser.add_argument("--models-dir", help="models dir (default: stand-ins written to a temp dir)")
     parser.add_argument("--source", help="source face image (default: the astronaut photo)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument("--sample", type=positive(float), default=10.0, help="seconds between samples")
     parser.add_argument("--json", dest="json_out", help="write the result here")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each sample to stderr")
     args = parser.parse_args(argv)

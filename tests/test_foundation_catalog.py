@@ -138,8 +138,10 @@ def test_engines_pull_push_through_hub_api(tmp_path, monkeypatch):
         def list_repo_files(self, repo_id, *, revision=None, repo_type=None, token=None):
             return sorted(remote)
 
-        def upload_file(self, *, path_or_fileobj, path_in_repo, repo_id, **kw):
-            remote[path_in_repo] = Path(path_or_fileobj).read_bytes()
+        def create_commit(self, repo_id, *, operations, commit_message="", **kw):
+            for op in operations:
+                with op.as_file() as f:
+                    remote[op.path_in_repo] = f.read()
 
     def fake_download(repo_id, filename, *, token=None, **kw):
         p = tmp_path / "dl" / filename
@@ -154,12 +156,15 @@ def test_engines_pull_push_through_hub_api(tmp_path, monkeypatch):
     a.store("xseg_1", "ab" * 32, "fp16", b"ENGINE1")
     a.remember("inswapper_128", "fp16_ok", False)
     sent = a.push("me/engines")
-    assert sent[0].startswith("xseg_1.") and "manifest.json" in sent
+    assert sent[0].startswith("xseg_1.") and "manifest.json" in sent and "manifest.sig" in sent
     assert a.push("me/engines")[:1] == ["manifest.json"]  # incremental: the engine is not sent again
+    from livecam.inference import trust
+
+    trust.trust(trust.my_public_key(), "me/engines")  # pulls believe only keys trusted for the repo
     b = EngineCache(tmp_path / "b", "89", "10.13", "1.31")
     assert b.pull("me/engines") == [sent[0]]
     assert b.lookup("xseg_1", "ab" * 32, "fp16").read_bytes() == b"ENGINE1"
-    assert b.recall("inswapper_128", "fp16_ok") is False
+    assert b.recall("inswapper_128", "fp16_ok") is None  # decisions are redone on each machine
     other = EngineCache(tmp_path / "c", "75", "10.13", "1.31")  # other GPU: nothing applies
     assert other.pull("me/engines") == []
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,8 @@ from livecam.inference.store import ModelStore, file_hashes, read_hash_file, wri
 
 # ----------------------------------------------------------------------------- a local hub
 class _Hub:
-    """Serves `files` at /{org}/{repo}/resolve/{rev}/{name} like the Hugging Face hub."""
+    """Serves `files` at /{org}/{repo}/resolve/{rev}/{path} like the Hugging Face hub (a file is
+    found by its path in the repo, else by its base name), and lists them at /api/models/.../tree/."""
 
     def __init__(self, files: dict[str, bytes]):
         self.files = files
@@ -32,10 +35,24 @@ class _Hub:
         class Handler(http.server.BaseHTTPRequestHandler):
             def _lookup(self):
                 hub.requests.append(f"{self.command} {self.path}")
-                parts = self.path.split("?")[0].strip("/").split("/")
-                if len(parts) >= 5 and parts[2] == "resolve" and parts[-1] in hub.files:
-                    return hub.files[parts[-1]]
+                raw = urllib.parse.unquote(self.path.split("?")[0])
+                parts = raw.strip("/").split("/")
+                if len(parts) >= 5 and parts[2] == "resolve":
+                    name = "/".join(parts[4:]) if "/".join(parts[4:]) in hub.files else parts[-1]
+                    return hub.files.get(name)
                 return None
+
+            def _tree(self) -> bool:
+                if not (self.path.startswith("/api/models/") and "/tree/" in self.path):
+                    return False
+                body = json.dumps([{"type": "file", "path": k, "oid": hashlib.sha1(v).hexdigest(), "size": len(v)}
+                                   for k, v in hub.files.items()]).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return True
 
             def _head(self, data):
                 self.send_response(200)
@@ -54,6 +71,8 @@ class _Hub:
                 self._head(data)
 
             def do_GET(self):
+                if self._tree():
+                    return
                 data = self._lookup()
                 if data is None:
                     self.send_response(404)

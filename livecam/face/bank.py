@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -31,23 +32,38 @@ from livecam.errors import SourceFaceError
 from livecam.face.embed import embedding_problem
 from livecam.face.geometry import align_matrix, warp_crop
 from livecam.face.types import SourceFace
-from livecam.paths import atomic_output
+from livecam.io.images import read_image_file
+from livecam.paths import atomic_output, printable
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 THUMB = 96
+EMBEDDING_DIM = 512
+MAX_CACHE_MEMBER = 1 << 20  # the largest member written is the 27 KB thumbnail
+DEFAULT_MAX_MP = 40.0
 
 
-def read_image(path: Path) -> np.ndarray:
-    """BGR uint8 image, or SourceFaceError naming the file."""
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as exc:
-        raise SourceFaceError(f"{path}: cannot read the file ({exc.strerror or exc})",
-                              "check the path and its permissions") from exc
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        raise SourceFaceError(f"{path}: not a readable image", "use a JPEG, PNG, WebP or BMP photo of the face")
-    return img
+def read_image(path: Path, max_mp: float = DEFAULT_MAX_MP) -> np.ndarray:
+    """BGR uint8 image, or SourceFaceError naming the file (too many pixels: refused before decoding)."""
+    return read_image_file(path, printable(path), max_mp, SourceFaceError)
+
+
+def _valid_cached(z) -> dict | None:
+    """A cache entry's arrays when they have the shapes the bank writes, else None (recomputed)."""
+    emb, thumb, warns = z["embedding"], z["thumbnail"], z["warnings"]
+    if (emb.shape != (EMBEDDING_DIM,) or emb.dtype.kind != "f" or not np.all(np.isfinite(emb))
+            or thumb.shape != (THUMB, THUMB, 3) or thumb.dtype != np.uint8
+            or warns.ndim != 1 or warns.dtype.kind != "U" or warns.size > 16):
+        return None
+    return {"embedding": emb.astype(np.float32), "thumbnail": thumb, "warnings": warns.tolist()}
+
+
+def _small_members(cache: Path) -> bool:
+    """No member of the .npz inflates beyond what the bank writes (a zip bomb is not loaded)."""
+    import zipfile
+
+    with zipfile.ZipFile(cache) as zf:
+        infos = zf.infolist()
+        return len(infos) == 3 and all(i.file_size <= MAX_CACHE_MEMBER for i in infos)
 
 
 def _normalize(v: np.ndarray) -> np.ndarray:
@@ -93,10 +109,22 @@ class FaceBank:
             face = self._identity(path)
         elif path.is_file():
             face = self._single(path)
+        elif path.exists():
+            raise SourceFaceError(f"{printable(path)}: not a regular file or folder",
+                                  "pass a face image or a folder of them")
         else:
-            raise SourceFaceError(f"{path}: no such file or folder",
+            raise SourceFaceError(f"{printable(path)}: no such file or folder",
                                   "check the path (a face image or a folder of them)")
         with self._lock:
+            if face.name in self._faces:  # alice.png and alice.jpg, or bob.png and bob/: keep both, say so
+                n = 2
+                while f"{face.name} ({n})" in self._faces:
+                    n += 1
+                new = f"{face.name} ({n})"
+                face = dataclasses.replace(face, name=new, warnings=[*face.warnings, (
+                    f"{printable(path)}: a source face named '{printable(face.name)}' is already loaded "
+                    f"(from {printable(self._faces[face.name].paths[0] if self._faces[face.name].paths else '?')}); "
+                    f"this one is '{printable(new)}'")])
             self._faces[face.name] = face
         return face
 
@@ -126,6 +154,8 @@ class FaceBank:
                 messages.extend(face.warnings)
             except SourceFaceError as exc:
                 messages.append(str(exc))
+            except (cv2.error, MemoryError, ValueError, OSError) as exc:  # one bad file never stops start-up
+                messages.append(f"{printable(entry)}: skipped ({type(exc).__name__}: {printable(exc)})")
         return messages
 
     # -- internals ------------------------------------------------------------
@@ -137,7 +167,7 @@ class FaceBank:
     def _identity(self, folder: Path) -> SourceFace:
         images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
         if not images:
-            raise SourceFaceError(f"{folder}: no images in this folder", "put one or more photos of the person in it")
+            raise SourceFaceError(f"{printable(folder)}: no images in this folder", "put one or more photos of the person in it")
         good, warnings = [], []
         for p in images:
             try:
@@ -145,7 +175,7 @@ class FaceBank:
             except SourceFaceError as exc:
                 warnings.append(f"{exc} (skipped for identity '{folder.name}')")
         if not good:
-            raise SourceFaceError(f"{folder}: none of its {len(images)} images has a usable face",
+            raise SourceFaceError(f"{printable(folder)}: none of its {len(images)} images has a usable face",
                                   "add clear, frontal, well-lit photos of the face")
         for _, e in good:
             warnings.extend(e["warnings"])
@@ -161,31 +191,40 @@ class FaceBank:
 
     def _entry(self, path: Path) -> dict:
         """{embedding, thumbnail, warnings} for one image, from the cache when it has it."""
+        import os
+        import stat
+
+        from livecam.io.images import MAX_IMAGE_BYTES, decode_image
+
+        shown = printable(path)
         try:
+            st = os.stat(path)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_IMAGE_BYTES:
+                raise SourceFaceError(f"{shown}: not a regular image file of at most {MAX_IMAGE_BYTES >> 20} MB",
+                                      "use a JPEG, PNG, WebP or BMP photo of the face")
             data = path.read_bytes()
         except OSError as exc:
-            raise SourceFaceError(f"{path}: cannot read the file ({exc.strerror or exc})",
+            raise SourceFaceError(f"{shown}: cannot read the file ({exc.strerror or exc})",
                                   "check the path and its permissions") from exc
         cache = self._cache_key(data)
         if cache.exists():
             try:
-                with np.load(cache, allow_pickle=False) as z:
-                    cached = {"embedding": z["embedding"].astype(np.float32), "thumbnail": z["thumbnail"],
-                              "warnings": [w.replace("{path}", str(path)) for w in z["warnings"].tolist()]}
-                if not embedding_problem(cached["embedding"]):
-                    return cached
+                if _small_members(cache):
+                    with np.load(cache, allow_pickle=False) as z:
+                        cached = _valid_cached(z)
+                    if cached is not None and not embedding_problem(cached["embedding"]):
+                        cached["warnings"] = [printable(w).replace("{path}", shown) for w in cached["warnings"]]
+                        return cached
             except Exception:  # noqa: BLE001 - a broken cache file is recomputed
                 pass
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-        if img is None:
-            raise SourceFaceError(f"{path}: not a readable image", "use a JPEG, PNG, WebP or BMP photo of the face")
+        img = decode_image(data, shown, self.analyser.settings.camera.max_image_mp, SourceFaceError)
         faces = self.analyser.analyse(img, embed=False)
         if not faces:
-            raise SourceFaceError(f"{path}: no face found",
+            raise SourceFaceError(f"{shown}: no face found",
                                   "use a photo with one clear, frontal, well-lit face (not too small, not cut off)")
         face = faces[0]
         if face.size < self.min_face:
-            raise SourceFaceError(f"{path}: the face is only {face.size:.0f} px across "
+            raise SourceFaceError(f"{shown}: the face is only {face.size:.0f} px across "
                                   f"(at least {self.min_face} needed)",
                                   "use a larger or closer photo of the face")
         warnings = []
@@ -200,7 +239,7 @@ class FaceBank:
         thumb = warp_crop(img, align_matrix(face.kps5, "ffhq_512", THUMB), THUMB)
         self._write(cache, embedding, thumb, warnings)
         return {"embedding": embedding, "thumbnail": thumb,
-                "warnings": [w.replace("{path}", str(path)) for w in warnings]}
+                "warnings": [w.replace("{path}", shown) for w in warnings]}
 
     @staticmethod
     def _write(cache: Path, embedding, thumb, warnings) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from livecam.paths import printable
+
 
 def register(subparsers) -> None:
     from livecam.cli import add_common
@@ -42,7 +44,7 @@ def _describe(face) -> str:
     n = len(face.paths)
     what = face.paths[0] if n == 1 else f"{n} images averaged"
     norm = float((face.embedding.astype("float64") ** 2).sum() ** 0.5)
-    return f"{face.name:<20} {what}  (embedding norm {norm:.1f})"
+    return printable(f"{face.name:<20} {what}  (embedding norm {norm:.1f})")  # names come from file names
 
 
 def cmd_list(args) -> int:
@@ -53,7 +55,7 @@ def cmd_list(args) -> int:
     if not bank.faces:
         print("no usable source faces")
     for m in messages + analyser.warnings:
-        print(f"warning: {m}", file=sys.stderr)
+        print(f"warning: {printable(m, keep_newlines=True)}", file=sys.stderr)
     return 0 if bank.faces else 1
 
 
@@ -64,9 +66,9 @@ def cmd_check(args) -> int:
     face = bank.add(args.path)  # SourceFaceError -> "error: ... fix: ..." and exit 2
     print(f"ok: {_describe(face)}")
     for w in face.warnings + analyser.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {printable(w, keep_newlines=True)}", file=sys.stderr)
     if args.all_faces and len(face.paths) == 1:
-        img = read_image(face.paths[0])
+        img = read_image(face.paths[0], analyser.settings.camera.max_image_mp)
         for i, f in enumerate(analyser.analyse(img, embed=False)):
             x1, y1, x2, y2 = (int(round(v)) for v in f.bbox)
             print(f"  face {i}: box ({x1}, {y1}, {x2}, {y2}), {f.size:.0f} px, score {f.score:.2f}")

@@ -1,9 +1,11 @@
-"""`livecam models list|pull|verify` and `livecam engines list|clear|pull|push`."""
+"""`livecam models list|pull|verify` and `livecam engines list|clear|pull|push|key|trust|untrust`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from livecam.paths import printable
 
 
 def register(subparsers) -> None:
@@ -22,6 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--all", action="store_true", help="every hub-hosted model")
     p.add_argument("--force", action="store_true", help="download again even if present and verified")
+    p.add_argument("--repin", action="store_true",
+                   help="accept the hub's current file: forget the commit and SHA-256 recorded at the first download")
     p.set_defaults(func=cmd_pull)
 
     p = msub.add_parser("verify", help="hash-check models (all present ones by default); non-zero exit on any failure")
@@ -34,13 +38,24 @@ def register(subparsers) -> None:
     engines.set_defaults(func=lambda args: (engines.print_help(), 2)[1])
     for action, helptext in (("list", "engines cached for this GPU and runtime"),
                              ("clear", "delete the engines cached for this GPU and runtime"),
-                             ("pull", "download engines for this GPU/runtime from a hub repo"),
-                             ("push", "upload engines the hub repo lacks")):
+                             ("pull", "download engines signed by a trusted key (engines run as native code)"),
+                             ("push", "upload engines the hub repo lacks, with a manifest signed by your key")):
         p = esub.add_parser(action, help=helptext)
         add_common(p)
         if action in ("pull", "push"):
             p.add_argument("--repo", required=True, metavar="ID", help="hub repo id, e.g. me/livecam-engines")
         p.set_defaults(func=cmd_engines, engines_action=action)
+    p = esub.add_parser("key", help="print your engine signing public key (made once) for others to trust")
+    p.set_defaults(func=cmd_trust, trust_action="key")
+    p = esub.add_parser("trust", help="trust a publisher's public key for engines pulled from one repo")
+    p.add_argument("key", metavar="KEY", help="the publisher's `livecam engines key` line (ed25519:...)")
+    p.add_argument("--repo", required=True, metavar="ID", help="hub repo id the key may publish to ('*' = any)")
+    p.add_argument("--label", default="", help="a note to remember whose key it is")
+    p.set_defaults(func=cmd_trust, trust_action="trust")
+    p = esub.add_parser("untrust", help="stop trusting a key (for one repo, or for all)")
+    p.add_argument("key", metavar="KEY", help="key id or public key")
+    p.add_argument("--repo", default=None, metavar="ID")
+    p.set_defaults(func=cmd_trust, trust_action="untrust")
 
 
 def _store(args):
@@ -82,7 +97,7 @@ def cmd_pull(args) -> int:
     failures = []
     for n in names:
         try:
-            path = store.pull(n, force=args.force)
+            path = store.pull(n, force=args.force or args.repin, repin=args.repin)
             print(f"{n}: ok  {path}")
         except ModelError as exc:
             if len(names) == 1:
@@ -120,6 +135,27 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def cmd_trust(args) -> int:
+    from livecam.inference import trust
+
+    if args.trust_action == "key":
+        key = trust.my_public_key(create=True)
+        print(key)
+        print(f"key id {trust.key_id(trust.parse_public_key(key))}; others trust it with:\n"
+              f"  livecam engines trust {key} --repo OWNER/NAME", file=sys.stderr)
+        return 0
+    if args.trust_action == "trust":
+        kid = trust.trust(args.key, args.repo, args.label)
+        print(f"trusted key {kid} for engines from {args.repo}: engines it signs run as native code here")
+        return 0
+    if not trust.untrust(args.key, args.repo):
+        print(f"key {printable(args.key)} was not trusted" + (f" for {args.repo}" if args.repo else ""),
+              file=sys.stderr)
+        return 1
+    print(f"no longer trusting {printable(args.key)}" + (f" for {args.repo}" if args.repo else ""))
+    return 0
+
+
 def cmd_engines(args) -> int:
     from livecam.inference.runtime import Runtime
     from livecam.settings import RuntimeSettings
@@ -136,10 +172,12 @@ def cmd_engines(args) -> int:
         entries = cache.entries()
         print(f"engine cache {cache.dir} (key {cache.key})")
         for e in entries:
-            print(f"  {e.file}  {e.model}  {e.precision}  {e.size / 1e6:.1f} MB  built {e.built_at}")
+            origin = f"  from {printable(e.origin)}" if e.origin else ""
+            print(f"  {printable(e.file)}  {printable(e.model)}  {e.precision}  {e.size / 1e6:.1f} MB  "
+                  f"built {printable(e.built_at)}{origin}")
         decisions = cache.manifest().get("decisions", {})
         for model, dec in decisions.items():
-            print(f"  decision {model}: {dec}")
+            print(f"  decision {printable(model)}: {printable(dec)}")
         if not entries:
             print("  (no engines)")
         return 0
@@ -148,7 +186,8 @@ def cmd_engines(args) -> int:
         return 0
     if action == "pull":
         files = cache.pull(args.repo)
-        print(f"pulled {len(files)} files into {cache.dir}")
+        print(f"pulled {len(files)} engine(s) into {cache.dir}, each checked against a manifest signed by a key "
+              f"you trust for {args.repo}; they run as native code on this machine")
         return 0
     files = cache.push(args.repo)
     print(f"pushed {len(files)} files from {cache.dir} to {args.repo}")

@@ -9,27 +9,35 @@ engine that is missing, unreadable or does not match is treated as absent: the
 caller rebuilds; nothing here raises on a bad cache.
 
 Without a GPU the key is `cpu/ort{x.y}` (there is nothing to build, but decisions
-are still remembered). Optional sharing through a hub repo: `pull(repo)` before
-compiling, `push(repo)` uploads what the remote lacks.
+are still remembered). Optional sharing through a hub repo: `push(repo)` uploads what
+the remote lacks with a manifest signed by this user's Ed25519 key; `pull(repo)` takes
+engines only from a manifest signed by a key trusted for that repo, verifying every file
+before it is written (engines are native code: see livecam.inference.trust).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from livecam.inference.store import sha256_hex
+from livecam.inference.store import clean_stale, sha256_hex
 from livecam.paths import atomic_write
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
 TIMING_CACHE = "timing.cache"
+MAX_MANIFEST_BYTES = 1 << 20
+# the only remote names ever written here: a plain file name, no separators, no leading dot
+ENGINE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}\.engine")
 
 
 def major_minor(version: str | None) -> str:
@@ -56,6 +64,8 @@ class EngineEntry:
     size: int
     sha256: str
     built_at: str
+    origin: str = ""  # "" = built here; "<repo> key <id>" = pulled, signed by that trusted key
+    profile: str = ""  # input shape profile (`tensorrt.profile_tag`), part of the file name
 
 
 class EngineCache:
@@ -69,6 +79,7 @@ class EngineCache:
         self.key = cache_key(gpu_arch, trt_version, ort_version)
         self.dir = self.root / self.key
         self._lock = threading.RLock()
+        clean_stale(self.dir)  # temporary files of a process killed mid-write
 
     # -- manifest ---------------------------------------------------------
     def _fresh(self) -> dict:
@@ -88,10 +99,14 @@ class EngineCache:
                 if not isinstance(data.get("engine_files"), dict) or not isinstance(data.get("decisions", {}), dict):
                     raise ValueError("malformed manifest")
                 data.setdefault("decisions", {})
+                bad = [n for n, e in data["engine_files"].items() if not _valid_entry(n, e)]
+                bad += [m for m, d in data["decisions"].items() if not isinstance(d, dict)]
+                if bad:
+                    raise ValueError(f"malformed entries {', '.join(safe_text(str(b)) for b in bad[:3])}")
                 return data
             except FileNotFoundError:
                 return self._fresh()
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, RecursionError) as exc:
                 log.warning("engine cache manifest %s unreadable (%s): starting a fresh one", self.dir / MANIFEST, exc)
                 return self._fresh()
 
@@ -108,6 +123,14 @@ class EngineCache:
 
     def engine_path(self, model: str, model_sha256: str, precision: str, profile: str = "") -> Path:
         return self.dir / self.engine_name(model, model_sha256, precision, profile)
+
+    def safe_target(self, name: str) -> Path | None:
+        """Where engine file `name` goes, or None if it is not a plain engine name inside this key's folder."""
+        if not isinstance(name, str) or not ENGINE_NAME.fullmatch(name):
+            return None
+        target = self.dir / name
+        root = self.dir.resolve()
+        return target if target.resolve().parent == root else None
 
     def timing_cache_path(self) -> Path:
         return self.dir / TIMING_CACHE
@@ -143,7 +166,8 @@ class EngineCache:
             data = self.manifest()
             data["engine_files"][name] = EngineEntry(
                 file=name, model=model, model_sha256=model_sha256, precision=precision, size=path.stat().st_size,
-                sha256=sha256_hex(path), built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())).__dict__
+                sha256=sha256_hex(path), built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                profile=profile).__dict__
             # a new engine for this model voids what was decided about the old one (e.g. the FP16 check)
             data["decisions"].pop(model, None)
             self._save(data)
@@ -160,15 +184,21 @@ class EngineCache:
                 pass
 
     def entries(self) -> list[EngineEntry]:
-        return [EngineEntry(**e) for e in self.manifest()["engine_files"].values()]
+        known = {f.name for f in dataclasses.fields(EngineEntry)}
+        return [EngineEntry(**{k: v for k, v in e.items() if k in known})
+                for e in self.manifest()["engine_files"].values()]
 
     def clear(self) -> int:
         """Delete this key's engines and manifest; returns how many engines went."""
         import shutil
 
+        from livecam.paths import engines_cache_dir
+
         with self._lock:
             n = len(self.manifest()["engine_files"])
             shutil.rmtree(self.dir, ignore_errors=True)
+            # the dynamic-shape model copies (livecam.inference.models) are rebuilt on the next load
+            shutil.rmtree(engines_cache_dir() / "dynamic", ignore_errors=True)
             return n
 
     # -- decisions --------------------------------------------------------
@@ -185,12 +215,51 @@ class EngineCache:
         return self.manifest()["decisions"].get(model, {}).get(key, default)
 
     # -- sharing through a hub repo --------------------------------------
+    def _fetch_small(self, repo_id: str, path_in_repo: str, token: str | None, limit: int) -> bytes:
+        from huggingface_hub import hf_hub_download
+
+        from livecam.inference.trust import TrustError
+
+        src = Path(hf_hub_download(repo_id, path_in_repo, token=token))
+        if src.stat().st_size > limit:
+            raise TrustError(f"{repo_id}/{path_in_repo} is {src.stat().st_size} bytes (at most {limit} expected): "
+                             "refused", "ask the publisher to push again")
+        return src.read_bytes()
+
+    def _verified_remote(self, api, repo_id: str, remote: set, token: str | None) -> tuple[dict, str]:
+        """The remote manifest for this key once its signature verifies against a trusted key; (manifest, key id)."""
+        from livecam.inference import trust
+
+        what = f"engine manifest {repo_id}/{self.key}/{MANIFEST}"
+        raw = self._fetch_small(repo_id, f"{self.key}/{MANIFEST}", token, MAX_MANIFEST_BYTES)
+        sig_name = f"{self.key}/{SIGNATURE}"
+        sig = (self._fetch_small(repo_id, sig_name, token, trust.MAX_SIGNATURE_BYTES) if sig_name in remote
+               else None)
+        signer = trust.verify(raw, sig, repo_id, what)  # before anything in it is believed
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise trust.TrustError(f"{what} is not JSON ({exc})", "ask the publisher to push again") from None
+        if (not isinstance(data, dict) or data.get("cache_key") != self.key or data.get("repo") != repo_id
+                or not isinstance(data.get("engine_files"), dict)):
+            raise trust.TrustError(f"{what} is signed but is not a manifest for {repo_id} and key {self.key}: refused",
+                                   "ask the publisher to push again")
+        return data, signer
+
     def pull(self, repo_id: str, token: str | None = None) -> list[str]:
-        """Download this key's engines from a hub repo (files not yet here); returns the files fetched."""
+        """Download this key's engines from a hub repo; returns the engine files written.
+
+        Only a manifest signed by a key trusted for `repo_id` is believed (see livecam.inference.trust);
+        only plain `*.engine` names it lists are fetched; each file's size and SHA-256 are checked
+        against it before anything is written here. If any listed engine does not match, nothing is
+        written (the repo is not what its signer published). Remote decisions, timing caches and ORT's
+        engine folder are never taken: this machine checks and builds those itself.
+        """
         from huggingface_hub import HfApi, hf_hub_download
 
         from livecam.errors import RuntimeUnavailable
         from livecam.inference.store import probe_hub
+        from livecam.inference.trust import TrustError
 
         reason = probe_hub()
         if reason:
@@ -198,35 +267,51 @@ class EngineCache:
                                      "run on a connected machine, or copy the engine cache dir "
                                      f"{self.dir} by hand")
         api = HfApi(token=token)
-        remote = [f for f in api.list_repo_files(repo_id) if f.startswith(self.key + "/")]
+        remote = {f for f in api.list_repo_files(repo_id) if f.startswith(self.key + "/")}
+        if f"{self.key}/{MANIFEST}" not in remote:
+            log.info("%s has no engines for %s", repo_id, self.key)
+            return []
+        data, signer = self._verified_remote(api, repo_id, remote, token)
+        listed = {f"{self.key}/{n}" for n in data["engine_files"]}
+        ignored = sorted(remote - listed - {f"{self.key}/{MANIFEST}", f"{self.key}/{SIGNATURE}"})
+        if ignored:
+            log.warning("ignored %d file(s) in %s that the signed manifest does not list: %s", len(ignored), repo_id,
+                        ", ".join(safe_text(f) for f in ignored[:5]))
+        staged: list[tuple[str, dict, Path]] = []
+        for name, entry in data["engine_files"].items():
+            target = self.safe_target(name)
+            if target is None or not _valid_entry(name, entry):
+                raise TrustError(f"signed manifest of {repo_id} lists {safe_text(name)!r}, which is not a plain "
+                                 "engine file name with a complete entry: refused",
+                                 "ask the publisher to push again with a current livecam")
+            if f"{self.key}/{name}" not in remote or self.lookup(entry["model"], entry["model_sha256"],
+                                                                 entry["precision"], entry.get("profile", "")) is not None:
+                continue
+            src = Path(hf_hub_download(repo_id, f"{self.key}/{name}", token=token))
+            if src.stat().st_size != entry["size"] or sha256_hex(src) != entry["sha256"]:
+                raise TrustError(f"engine {name} from {repo_id} does not match its signed manifest entry "
+                                 "(size or SHA-256): nothing was written",
+                                 "the repo was altered after signing; tell the publisher and do not use it")
+            staged.append((name, entry, src))
         fetched = []
         with self._lock:
-            remote_manifest = None
-            for f in remote:
-                rel = f[len(self.key) + 1:]
-                if rel == MANIFEST:
-                    remote_manifest = json.loads(Path(hf_hub_download(repo_id, f, token=token)).read_text())
-                    continue
-                if (self.dir / rel).is_file():
-                    continue
-                src = Path(hf_hub_download(repo_id, f, token=token))
-                atomic_write(self.dir / rel, src.read_bytes())
-                fetched.append(rel)
-            if remote_manifest and remote_manifest.get("cache_key") == self.key:
-                data = self.manifest()
-                for name, entry in remote_manifest.get("engine_files", {}).items():
-                    data["engine_files"].setdefault(name, entry)
-                for model, dec in remote_manifest.get("decisions", {}).items():
-                    for k, v in dec.items():
-                        data["decisions"].setdefault(model, {}).setdefault(k, v)
-                self._save(data)
+            for name, entry, src in staged:
+                atomic_write(self.dir / name, src.read_bytes())
+                local = self.manifest()
+                local["engine_files"][name] = dict(entry, origin=f"{repo_id} key {signer}")
+                self._save(local)
+                fetched.append(name)
         return fetched
 
     def push(self, repo_id: str, token: str | None = None) -> list[str]:
-        """Upload engines the remote lacks, then the manifest; returns the files uploaded."""
-        from huggingface_hub import HfApi
+        """Upload engines the remote lacks with a manifest signed by this user's key (one commit).
+
+        Returns the files uploaded. Decisions and the timing cache stay local.
+        """
+        from huggingface_hub import CommitOperationAdd, HfApi
 
         from livecam.errors import RuntimeUnavailable
+        from livecam.inference import trust
         from livecam.inference.store import probe_hub
 
         reason = probe_hub()
@@ -235,17 +320,53 @@ class EngineCache:
                                      "run on a connected machine")
         api = HfApi(token=token)
         api.create_repo(repo_id, exist_ok=True, private=True)
-        remote = set(api.list_repo_files(repo_id))
-        sent = []
+        remote = {f for f in api.list_repo_files(repo_id) if f.startswith(self.key + "/")}
+        engines: dict[str, dict] = {}
+        if f"{self.key}/{MANIFEST}" in remote:
+            try:  # keep what others published, when it verifies
+                data, _ = self._verified_remote(api, repo_id, remote, token)
+                engines.update({n: e for n, e in data["engine_files"].items()
+                                if f"{self.key}/{n}" in remote and _valid_entry(n, e)})
+            except trust.TrustError as exc:
+                log.warning("remote manifest not kept: %s", exc.message)
+        ops, sent = [], []
         for entry in self.entries():
-            path_in_repo = f"{self.key}/{entry.file}"
-            if path_in_repo in remote or not (self.dir / entry.file).is_file():
+            path = self.dir / entry.file
+            if not path.is_file() or self.lookup(entry.model, entry.model_sha256, entry.precision, entry.profile) is None:
                 continue
-            api.upload_file(path_or_fileobj=str(self.dir / entry.file), path_in_repo=path_in_repo, repo_id=repo_id)
-            sent.append(entry.file)
-        for extra in (TIMING_CACHE, MANIFEST):
-            if (self.dir / extra).is_file():
-                api.upload_file(path_or_fileobj=str(self.dir / extra), path_in_repo=f"{self.key}/{extra}",
-                                repo_id=repo_id)
-                sent.append(extra)
-        return sent
+            shared = {k: v for k, v in entry.__dict__.items() if k != "origin"}
+            engines[entry.file] = shared
+            if f"{self.key}/{entry.file}" not in remote:
+                ops.append(CommitOperationAdd(path_in_repo=f"{self.key}/{entry.file}", path_or_fileobj=str(path)))
+                sent.append(entry.file)
+        manifest = {"cache_key": self.key, "repo": repo_id, "gpu_arch": self.gpu_arch or "cpu",
+                    "versions": self.versions, "engine_files": engines,
+                    "signed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        raw = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
+        sig = json.dumps(trust.sign(raw), indent=1).encode("utf-8")
+        ops.append(CommitOperationAdd(path_in_repo=f"{self.key}/{MANIFEST}", path_or_fileobj=raw))
+        ops.append(CommitOperationAdd(path_in_repo=f"{self.key}/{SIGNATURE}", path_or_fileobj=sig))
+        api.create_commit(repo_id, operations=ops, commit_message=f"livecam engines for {self.key}")
+        return sent + [MANIFEST, SIGNATURE]
+
+
+def safe_text(text: str) -> str:
+    """`text` with control characters escaped (names from a remote listing reach logs and terminals)."""
+    from livecam.paths import printable
+
+    return printable(text)
+
+
+def _valid_entry(name: str, entry) -> bool:
+    """A manifest entry with every EngineEntry field of the right type, for file `name`."""
+    if not isinstance(entry, dict) or entry.get("file") != name:
+        return False
+    for f in dataclasses.fields(EngineEntry):
+        value = entry.get(f.name, f.default if f.default is not dataclasses.MISSING else None)
+        want = int if f.name == "size" else str
+        if not isinstance(value, want) or isinstance(value, bool):
+            return False
+    # the name says which model, weights and precision it is for: the entry must agree
+    return (entry["precision"] in ("fp16", "fp32") and entry["size"] >= 0
+            and name == EngineCache.engine_name(entry["model"], entry["model_sha256"], entry["precision"],
+                                                entry.get("profile", "")))

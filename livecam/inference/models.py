@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from livecam.errors import ModelError
+from livecam.inference.contract import check_contract
 from livecam.inference.runtime import Attempt, OrtSession, Runtime
 from livecam.inference.store import ModelStore
 from livecam.inference.tensorrt import ShapeRange, profile_tag
@@ -97,6 +98,7 @@ class ModelLoader:
                     return cached
             path = self.path(name)
             sha = (self.store.records.checked(path) or {}).get("sha256", "")
+            check_contract(spec, path)  # a different model under this name fails here, not every frame
             if spec.dynamic_dims:
                 path = _dynamic_copy(path, sha)
             sess, attempts = self._runtime.create(name, path, sha, fp16=key[1], profiles=ranges)
@@ -180,15 +182,38 @@ def _dynamic_copy(path: Path, sha256: str) -> Path:
 
     Written once per model hash (atomically) under the engine cache, so it goes
     through the same provider ladder, engine cache and providers report as any model.
+    The copy's own SHA-256 sits beside it (`.sha256`): a copy that does not match it
+    (truncated, replaced) is rebuilt, never loaded. A read-only cache falls back to a
+    temporary folder.
     """
-    import onnx
+    import tempfile
 
-    from livecam.paths import atomic_output, engines_cache_dir
+    from livecam.inference.store import sha256_hex
+    from livecam.paths import engines_cache_dir
 
     key = sha256[:16] or f"{path.stat().st_size}-{path.stat().st_mtime_ns}"
-    out = engines_cache_dir() / "dynamic" / f"{path.stem}-{key}.onnx"
-    if out.exists():
-        return out
+    name = f"{path.stem}-{key}.onnx"
+    for folder in (engines_cache_dir() / "dynamic", Path(tempfile.gettempdir()) / "livecam-dynamic"):
+        out = folder / name
+        try:
+            if out.is_file() and out.with_suffix(".sha256").read_text().strip() == sha256_hex(out):
+                return out
+        except OSError:
+            pass
+        try:
+            return _write_dynamic_copy(path, out)
+        except OSError as exc:
+            log.warning("cannot write the dynamic copy of %s into %s (%s)", path.name, folder, exc)
+    raise ModelError(f"cannot write a dynamic-shape copy of {path} (cache and temp folder not writable)",
+                     "make LIVECAM_CACHE_DIR point at a writable folder")
+
+
+def _write_dynamic_copy(path: Path, out: Path) -> Path:
+    import onnx
+
+    from livecam.inference.store import sha256_hex
+    from livecam.paths import atomic_output, atomic_write
+
     model = onnx.load(str(path))
     initializers = {i.name for i in model.graph.initializer}
     values = [v for v in model.graph.input if v.name not in initializers] + list(model.graph.output)
@@ -201,6 +226,7 @@ def _dynamic_copy(path: Path, sha256: str) -> Path:
                     dim.dim_param = f"{value.name}_{symbol}"
     with atomic_output(out) as tmp:
         onnx.save(model, str(tmp))
+    atomic_write(out.with_suffix(".sha256"), sha256_hex(out))
     return out
 
 

@@ -13,16 +13,27 @@ whose size and mtime match a previous full check is trusted without re-hashing;
 anything else is hashed again. `verify()` always hashes. Downloads are staged and
 moved into place with `os.replace` only after the CRC32 matches, so a partial or
 corrupt download is never visible under the model's name.
+
+Trust: the `.hash` and the model come from one hub commit, recorded at the first
+download with the SHA-256 (trust on first use); later downloads ask for that commit and
+must give that SHA-256 (`pull(repin=True)` accepts a new upstream file). A catalog
+`sha256` pins a model outright. A `.hash` that is present but not a small regular file
+holding 8 hex characters fails verification (it never means "unverified"), and is read
+without blocking (a FIFO or a device never hangs a command). The load fast path also
+compares ctime and inode, which `touch -r` cannot restore.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import errno
 import logging
 import os
 import shutil
 import socket
+import stat
 import threading
 import time
 import zlib
@@ -88,12 +99,43 @@ def write_hash_file(model_path: Path) -> Path:
     return out
 
 
-def read_hash_file(path: Path) -> str | None:
+MAX_HASH_BYTES = 64
+
+
+class BadHashFile(ValueError):
+    """A `.hash` is present but is not a small regular file holding 8 hex characters."""
+
+
+def read_hash_file(path: Path, strict: bool = False) -> str | None:
+    """The CRC32 in a FaceFusion `.hash`; None when absent (or, unless `strict`, unusable).
+
+    Only a regular file is opened, without blocking (a FIFO or a device never hangs or floods
+    the read), and at most MAX_HASH_BYTES are read. With `strict`, a present but unusable
+    `.hash` raises BadHashFile: it must fail verification, never mean "unverified".
+    """
     try:
-        text = path.read_text(encoding="ascii").strip().lower()
-    except (OSError, UnicodeDecodeError):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
         return None
-    return text if len(text) == 8 and all(c in "0123456789abcdef" for c in text) else None
+    except OSError as exc:
+        if not strict:
+            return None
+        raise BadHashFile(f"{path} cannot be opened ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            if strict:
+                raise BadHashFile(f"{path} is not a regular file")
+            return None
+        data = os.read(fd, MAX_HASH_BYTES + 1)
+    finally:
+        os.close(fd)
+    text = data.decode("ascii", "replace").strip().lower()
+    if len(data) <= MAX_HASH_BYTES and len(text) == 8 and all(c in "0123456789abcdef" for c in text):
+        return text
+    if strict:
+        raise BadHashFile(f"{path} does not hold an 8-hex CRC32")
+    return None
 
 
 def hub_offline() -> bool:
@@ -160,13 +202,40 @@ class _Records:
     def _read(self) -> dict:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            if isinstance(data, dict):
-                data.setdefault("recorded", {})
-                data.setdefault("checked", {})
-                return data
-        except (OSError, ValueError):
-            pass
+        except FileNotFoundError:
+            return {"recorded": {}, "checked": {}}
+        except (OSError, ValueError, RecursionError) as exc:
+            data = exc
+        if (isinstance(data, dict) and all(isinstance(data.get(k, {}), dict) for k in ("recorded", "checked"))
+                and all(isinstance(v, dict) for k in ("recorded", "checked") for v in data.get(k, {}).values())):
+            data.setdefault("recorded", {})
+            data.setdefault("checked", {})
+            return data
+        # a bad file costs the fast path and the recorded hashes, never the command: rebuilt on the next write
+        log.warning("%s is malformed (%s): ignoring it; it is rebuilt as models are checked", self.path,
+                    type(data).__name__ if not isinstance(data, Exception) else f"{type(data).__name__}")
         return {"recorded": {}, "checked": {}}
+
+    @contextlib.contextmanager
+    def _file_lock(self):
+        """An inter-process lock beside records.json: concurrent `models pull`s must not lose each other's records."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: the threading lock only
+            yield
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            f = open(self.path.with_name(self.path.name + ".lock"), "a")
+        except OSError:  # read-only cache: the write below fails and is reported there
+            yield
+            return
+        with f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def recorded(self, name: str) -> dict | None:
         return self._read()["recorded"].get(name)
@@ -176,7 +245,7 @@ class _Records:
 
     def update(self, *, recorded: tuple[str, dict] | None = None, checked: tuple[Path, dict] | None = None,
                forget: Path | None = None) -> None:
-        with self._lock:
+        with self._lock, self._file_lock():
             data = self._read()
             if recorded:
                 data["recorded"][recorded[0]] = recorded[1]
@@ -188,6 +257,60 @@ class _Records:
                 atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True))
             except OSError as exc:  # a read-only cache only costs the fast path
                 log.warning("cannot write %s: %s", self.path, exc)
+
+
+def _stamp(st: os.stat_result, sha: str, crc: str) -> dict:
+    """What the load fast path compares: a file with all of these unchanged is not re-hashed."""
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino,
+            "sha256": sha, "crc32": crc}
+
+
+def _dead(pid_text: str) -> bool:
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists but not ours
+        return False
+    return False
+
+
+def clean_stale(folder: Path) -> list[Path]:
+    """Remove what killed downloads and writes left in `folder`: `.download/<name>.<pid>` of dead
+    processes and `.<file>.<pid>.<tid>.tmp` of dead processes. Returns what went."""
+    gone = []
+    try:
+        staged = list((folder / ".download").iterdir()) if (folder / ".download").is_dir() else []
+        tmps = [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+    except OSError:
+        return gone
+    for p in staged:
+        if _dead(p.name.rpartition(".")[2]):
+            shutil.rmtree(p, ignore_errors=True)
+            gone.append(p)
+    for p in tmps:
+        parts = p.name.split(".")
+        if len(parts) >= 4 and _dead(parts[-3]):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                gone.append(p)
+    if gone:
+        log.info("removed %d leftover(s) of interrupted downloads in %s", len(gone), folder)
+    return gone
+
+
+def _disk_error(spec: ModelSpec, dest: Path, exc: OSError) -> ModelError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ModelError(f"model '{spec.name}': no space left in {dest} ({spec.size_mb:.0f} MB needed)",
+                          f"free disk space there, or point LIVECAM_CACHE_DIR / --models-dir at a disk with room")
+    return ModelError(f"model '{spec.name}': cannot write into {dest} ({exc.strerror or exc})",
+                      f"make {dest} writable, or point LIVECAM_CACHE_DIR / --models-dir at a writable folder")
 
 
 class ModelStore:
@@ -202,6 +325,7 @@ class ModelStore:
         self.cache_dir = Path(cache_dir) if cache_dir else models_cache_dir()
         self.catalog = catalog or load_catalog()
         self.records = _Records(self.cache_dir / "records.json")
+        clean_stale(self.cache_dir)  # what a killed download left behind
 
     # -- where ------------------------------------------------------------
     def spec(self, name: str) -> ModelSpec:
@@ -239,18 +363,17 @@ class ModelStore:
             path = self.package_path(spec)
             return Located(name, path, "package") if path.is_file() else None
         for where, path in self.places(spec):
-            if path.is_file():
+            if path.is_file() or path.exists():  # a directory or a device under the name is reported, not skipped
                 return Located(name, path, where)
         return None
 
     # -- verify -----------------------------------------------------------
     def _expected(self, spec: ModelSpec, loc: Located) -> tuple[str | None, str | None, int | None]:
         """(crc32, sha256, size) the file must have; None where unknown."""
-        crc = read_hash_file(loc.path.with_suffix(".hash"))
-        sha = size = None
-        if loc.where == "package":
-            sha = spec.sha256 or None
-        elif loc.where == "cache":
+        crc = read_hash_file(loc.path.with_suffix(".hash"), strict=True)
+        sha = spec.sha256 or None  # a catalog pin wins wherever the file is
+        size = None
+        if loc.where == "cache" and not sha:
             rec = self.records.recorded(spec.name)
             if rec:
                 sha, size = rec.get("sha256"), rec.get("size")
@@ -263,13 +386,23 @@ class ModelStore:
             st = loc.path.stat()
         except OSError as exc:
             return VerifyResult(name, False, loc.where, loc.path, f"cannot read {loc.path}: {exc}")
-        crc_exp, sha_exp, size_exp = self._expected(spec, loc)
+        if not stat.S_ISREG(st.st_mode):
+            return VerifyResult(name, False, loc.where, loc.path, f"{loc.path} is not a regular file")
+        if st.st_size == 0:
+            return VerifyResult(name, False, loc.where, loc.path, f"{loc.path} is empty (0 bytes)")
+        try:
+            crc_exp, sha_exp, size_exp = self._expected(spec, loc)
+        except BadHashFile as exc:  # present but unusable: a failure, never "unverified"
+            self.records.update(forget=loc.path)
+            return VerifyResult(name, False, loc.where, loc.path, f"{exc}: the model cannot be checked against it")
         if size_exp is not None and st.st_size != size_exp:
             return VerifyResult(name, False, loc.where, loc.path,
                                 f"{loc.path} is {st.st_size} bytes, {size_exp} were recorded at download (truncated or replaced)")
         if not full:
             prev = self.records.checked(loc.path)
+            # ctime and inode too: `touch -r` restores an mtime, nothing restores a ctime
             if (prev and prev.get("size") == st.st_size and prev.get("mtime_ns") == st.st_mtime_ns
+                    and prev.get("ctime_ns") == st.st_ctime_ns and prev.get("ino") == st.st_ino
                     and (sha_exp is None or prev.get("sha256") == sha_exp)
                     and (crc_exp is None or prev.get("crc32") == crc_exp)):
                 return VerifyResult(name, True, loc.where, loc.path, "ok (unchanged since last check)",
@@ -289,8 +422,7 @@ class ModelStore:
             return VerifyResult(name, False, loc.where, loc.path,
                                 f"{loc.path} cannot be verified: no {loc.path.with_suffix('.hash').name} next to it "
                                 f"and no recorded SHA-256", sha, crc)
-        self.records.update(checked=(loc.path, {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                                                "sha256": sha, "crc32": crc}))
+        self.records.update(checked=(loc.path, _stamp(st, sha, crc)))
         return VerifyResult(name, True, loc.where, loc.path, "ok", sha, crc)
 
     def verify(self, name: str) -> VerifyResult:
@@ -352,8 +484,11 @@ class ModelStore:
                           f"{hub_endpoint()}/{spec.repo}/{spec.file}", self.fetch_instructions(spec))
 
     # -- download ---------------------------------------------------------
-    def pull(self, name: str, force: bool = False, dest: Path | None = None, progress: bool = True) -> Path:
-        """Download (if not already present and verified) into `dest` (default: models dir if set, else cache)."""
+    def pull(self, name: str, force: bool = False, dest: Path | None = None, progress: bool = True,
+             repin: bool = False) -> Path:
+        """Download (if not already present and verified) into `dest` (default: models dir if set, else cache).
+
+        `repin`: forget the commit and SHA-256 recorded at the first download and record the hub's current ones."""
         spec = self.spec(name)
         if spec.package:
             loc = self.locate(name)
@@ -374,17 +509,36 @@ class ModelStore:
         reason = probe_hub()
         if reason:
             raise self._not_found(spec, reason=f"hub unreachable: {reason}")
-        return self._download(spec, dest, progress)
+        return self._download(spec, dest, progress, repin)
 
-    def _download(self, spec: ModelSpec, dest: Path, progress: bool) -> Path:
-        from huggingface_hub import hf_hub_download
+    def _download(self, spec: ModelSpec, dest: Path, progress: bool, repin: bool = False) -> Path:
+        try:
+            return self._download_into(spec, dest, progress, repin)
+        except OSError as exc:  # a full disk or a read-only cache is not "model not found"
+            raise _disk_error(spec, dest, exc) from exc
 
+    def _pinned_revision(self, spec: ModelSpec, repin: bool) -> tuple[str, str | None]:
+        """(revision to download, SHA-256 it must have): the catalog's pin, else the commit and
+        SHA-256 recorded at the first download (trust on first use), else the catalog revision."""
+        if spec.sha256 or spec.revision != "main" or repin:
+            return spec.revision, spec.sha256 or None
+        rec = self.records.recorded(spec.name) or {}
+        commit = rec.get("commit")
+        if isinstance(commit, str) and len(commit) == 40:
+            return commit, rec.get("sha256")
+        return spec.revision, None
+
+    def _download_into(self, spec: ModelSpec, dest: Path, progress: bool, repin: bool) -> Path:
+        from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+
+        clean_stale(dest)
         staging = dest / ".download" / f"{spec.name}.{os.getpid()}"
         staging.mkdir(parents=True, exist_ok=True)
         endpoint = hub_endpoint()
+        revision, sha_pin = self._pinned_revision(spec, repin)
 
-        def fetch(filename: str) -> Path:
-            kwargs = dict(revision=spec.revision, local_dir=staging, endpoint=endpoint)
+        def fetch(filename: str, rev: str) -> Path:
+            kwargs = dict(revision=rev, local_dir=staging, endpoint=endpoint)
             if not progress:
                 from tqdm import tqdm
 
@@ -396,38 +550,72 @@ class ModelStore:
                 kwargs["tqdm_class"] = _Quiet
             try:
                 return Path(hf_hub_download(spec.repo, filename, **kwargs))
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+                    raise
+                raise self._not_found(spec, reason=f"download of {spec.repo}/{filename} failed: "
+                                                   f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
             except Exception as exc:  # network errors, 404s, offline mode: all become one actionable error
                 raise self._not_found(spec, reason=f"download of {spec.repo}/{filename} failed: "
                                                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
 
         try:
+            # one commit for the .hash and the model: they cannot come from two states of the repo
+            commit = revision if len(revision) == 40 else None
+            if commit is None:
+                try:
+                    meta = get_hf_file_metadata(hf_hub_url(spec.repo, spec.file, revision=revision, endpoint=endpoint))
+                    commit = meta.commit_hash if meta.commit_hash and len(meta.commit_hash) == 40 else None
+                except Exception as exc:
+                    raise self._not_found(spec, reason=f"metadata of {spec.repo}/{spec.file} failed: "
+                                                       f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+            rev = commit or revision
             expected_crc = None
             if spec.hash_file:
-                expected_crc = read_hash_file(fetch(spec.hash_file))
-                if expected_crc is None:
-                    raise ModelError(f"model '{spec.name}': the published {spec.hash_file} is not an 8-hex CRC32",
+                try:  # a .hash is 8 characters: a big one is not even downloaded
+                    size = get_hf_file_metadata(hf_hub_url(spec.repo, spec.hash_file, revision=rev,
+                                                           endpoint=endpoint)).size
+                except Exception:  # noqa: BLE001 - the download below reports an unreachable file
+                    size = None
+                if size is not None and size > MAX_HASH_BYTES:
+                    raise ModelError(f"model '{spec.name}': the published {spec.hash_file} is {size} bytes, not an "
+                                     "8-hex CRC32; nothing was downloaded",
                                      f"report it; meanwhile fetch it by hand: {self.fetch_instructions(spec)}")
-            log.info("downloading %s from %s/%s", spec.file, endpoint, spec.repo)
-            staged = fetch(spec.file)
+                hash_path = fetch(spec.hash_file, rev)
+                try:
+                    expected_crc = read_hash_file(hash_path, strict=True)
+                except BadHashFile:
+                    raise ModelError(f"model '{spec.name}': the published {spec.hash_file} is not an 8-hex CRC32",
+                                     f"report it; meanwhile fetch it by hand: {self.fetch_instructions(spec)}") from None
+            log.info("downloading %s from %s/%s at %s", spec.file, endpoint, spec.repo, rev)
+            staged = fetch(spec.file, rev)
             crc, sha = file_hashes(staged)
             if expected_crc is not None and crc != expected_crc:
                 raise ModelError(f"model '{spec.name}': downloaded {spec.file} has CRC32 {crc}, the hub's "
                                  f"{spec.hash_file} says {expected_crc}; the file was discarded",
                                  f"livecam models pull {spec.name} --force (retry; a proxy may be altering downloads)")
-            if expected_crc is None:
+            if sha_pin and sha != sha_pin:
+                what = "the catalog's" if spec.sha256 else f"the one recorded at the first download (commit {rev[:12]})"
+                raise ModelError(f"model '{spec.name}': downloaded {spec.file} has SHA-256 {sha[:16]}..., not "
+                                 f"{what} {sha_pin[:16]}...; the file was discarded",
+                                 "if the publisher really changed the model, accept the new one with "
+                                 f"`livecam models pull {spec.name} --force --repin`" if not spec.sha256 else
+                                 "report it: the hub no longer serves the pinned file")
+            if expected_crc is None and not sha_pin:
                 log.warning("model '%s' has no published hash (%s); recording its SHA-256 %s on first use",
                             spec.name, spec.source, sha)
             target = dest / spec.file
-            os.replace(staged, target)  # same filesystem: atomic, never a partial file under the name
+            # the .hash and the record first: a model under its name always has them (a failure before the
+            # move leaves the old state; after it, nothing else is written)
             if spec.hash_file:
                 atomic_write(target.with_suffix(".hash"), expected_crc)
-            st = target.stat()
-            rec = {"sha256": sha, "crc32": crc, "size": st.st_size, "source": spec.source,
-                   "revision": spec.revision, "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            rec = {"sha256": sha, "crc32": crc, "size": staged.stat().st_size, "source": spec.source,
+                   "revision": spec.revision, "commit": commit or "",
+                   "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             if dest == self.cache_dir:
                 self.records.update(recorded=(spec.name, rec))
-            self.records.update(checked=(target, {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                                                  "sha256": sha, "crc32": crc}))
+            os.replace(staged, target)  # same filesystem: atomic, never a partial file under the name
+            self.records.update(checked=(target, _stamp(target.stat(), sha, crc)))
             return target
         finally:
             shutil.rmtree(staging, ignore_errors=True)

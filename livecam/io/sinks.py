@@ -99,7 +99,7 @@ class Fitter:
             self._geom = ((h, w), None, (x, y, nw, nh))
         else:
             scale = max(W / w, H / h)
-            cw, ch = min(w, round(W / scale)), min(h, round(H / scale))
+            cw, ch = min(w, max(1, round(W / scale))), min(h, max(1, round(H / scale)))  # never an empty crop
             cx, cy = (w - cw) // 2, (h - ch) // 2
             self._geom = ((h, w), (cx, cy, cw, ch), (0, 0, W, H))
         self.canvas[:] = 0  # clear old bars when the input size changes

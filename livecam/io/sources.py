@@ -306,9 +306,12 @@ class VideoFileSource(Source):
     owned_frames = True
 
     def __init__(self, path: str | os.PathLike, *, loop: bool = False, paced: bool = True,
-                 fps: float | None = None, frames: int | None = None):
+                 fps: float | None = None, frames: int | None = None, max_mp: float = 40.0):
         super().__init__()
         self.path = Path(path)
+        self.max_mp = float(max_mp)
+        self.declared_frames = 0
+        self.skipped_frames = 0
         self.loop = loop
         self.paced = paced
         self.live = paced
@@ -338,6 +341,12 @@ class VideoFileSource(Source):
         self.fps = float(self._fps_override or (file_fps if 1.0 <= file_fps <= 240.0 else 30.0))
         self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
         self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        if self.width * self.height > self.max_mp * 1e6:
+            cap.release()
+            self._cap = None
+            raise CameraError(f"input video {self.path} is {self.width}x{self.height}, above the {self.max_mp:g} MP "
+                              "limit", "downscale it, or raise --set camera.max_image_mp=N")
+        self.declared_frames = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
         code = int(cap.get(cv2.CAP_PROP_FOURCC) or 0)
         self.fourcc = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ") if code else ""
         self._pacer.reset()
@@ -359,6 +368,8 @@ class VideoFileSource(Source):
             raise EndOfStream(str(self.path))
         frame = self._grab()
         if frame is None:
+            frame = self._skip_damage()
+        if frame is None:
             if not self.loop:
                 raise EndOfStream(str(self.path))
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -370,6 +381,30 @@ class VideoFileSource(Source):
             self._pacer.wait(self.fps)  # deliver at the file's fps, like a camera
         return frame
 
+
+    SKIP_TRIES = 8  # frames tried past a damaged one before calling it the end
+
+    def _skip_damage(self) -> np.ndarray | None:
+        """A read failed before the frame count the file declares: say so, and try to continue past it."""
+        import cv2
+
+        pos = int(self._cap.get(cv2.CAP_PROP_POS_FRAMES) or 0)
+        if not self.declared_frames or pos >= self.declared_frames - 1:
+            return None  # the real end
+        log.warning("input video %s: frame %d of %d cannot be decoded (damaged file?); skipping ahead",
+                    self.path, pos, self.declared_frames)
+        for step in range(1, self.SKIP_TRIES + 1):
+            target = pos + step
+            if target >= self.declared_frames:
+                break
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+            frame = self._grab()
+            if frame is not None:
+                self.skipped_frames += step
+                return frame
+        log.warning("input video %s ends early: %d of %d declared frames readable", self.path, pos,
+                    self.declared_frames)
+        return None
 
     def _close(self) -> None:
         if self._cap is not None:
@@ -383,9 +418,10 @@ class ImageSource(Source):
     kind = "image"
 
     def __init__(self, path: str | os.PathLike, *, frames: int | None = None, fps: float = 30.0,
-                 paced: bool = True):
+                 paced: bool = True, max_mp: float = 40.0):
         super().__init__()
         self.path = Path(path)
+        self.max_mp = float(max_mp)
         self.max_frames = frames
         self.fps = float(fps)
         self.paced = paced
@@ -398,11 +434,11 @@ class ImageSource(Source):
         return f"image {self.path.name}"
 
     def _open(self) -> None:
-        import cv2
+        from livecam.io.images import read_image_file
+        from livecam.paths import printable
 
-        image = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise CameraError(f"input image {self.path} cannot be read", "check the path and that it is a PNG/JPEG")
+        # the pixel budget is checked from the header: a 30000x30000 PNG is refused, not decoded
+        image = read_image_file(self.path, f"input image {printable(self.path)}", self.max_mp, CameraError)
         self._image = image
         self.height, self.width = image.shape[:2]
         self.fourcc = ""
@@ -472,5 +508,5 @@ def open_source(spec: str | int | None, settings, *, loop: bool = True, paced: b
     if not path.exists():
         raise CameraError(f"input {spec} does not exist", "pass a video file, an image, or a camera index")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSource(path, frames=frames, fps=float(cam.fps), paced=paced)
-    return VideoFileSource(path, loop=loop, paced=paced, frames=frames)
+        return ImageSource(path, frames=frames, fps=float(cam.fps), paced=paced, max_mp=cam.max_image_mp)
+    return VideoFileSource(path, loop=loop, paced=paced, frames=frames, max_mp=cam.max_image_mp)

@@ -128,6 +128,9 @@ IDENTITY_LUT.flags.writeable = False
 
 # -- paste-back --------------------------------------------------------------------
 
+MIN_PASTE_PX = 4  # below this OpenCV treats the rectangle's arrays as scalars (a 1x1 frame)
+
+
 class Compositor:
     """Owns the reusable buffers of paste-back (sized by the largest rectangle seen)."""
 
@@ -155,7 +158,7 @@ class Compositor:
         s = mask.shape[0]
         x1, y1, x2, y2 = paste_rect(matrix, s, frame.shape)
         w, h = x2 - x1, y2 - y1
-        if w <= 0 or h <= 0:
+        if w < MIN_PASTE_PX or h < MIN_PASTE_PX:  # a face a few pixels across: nothing worth pasting
             return (x1, y1, x1, y1)
         back = invert_affine(matrix)
         back[:, 2] -= (x1, y1)  # crop -> rectangle

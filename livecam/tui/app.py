@@ -291,7 +291,7 @@ class LivecamApp(App[int]):
             loaded = load_profile(name_or_path)
             current = self.view.controls.current().settings
             self.view.controls.change(settings=actions.profile_for_live(loaded, current), origin=str(name_or_path))
-        except (LivecamError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a bad profile file never ends the running session
             self._error(f"profile not loaded: {exc}")
             return False
         self.profile_name = Path(name_or_path).stem

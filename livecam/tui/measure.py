@@ -63,19 +63,21 @@ def _summary(values) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from livecam.cli import positive
+
     parser = argparse.ArgumentParser(prog="python -m livecam.tui.measure", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models-dir", help="models (e.g. stand-ins); omit for the synthetic demo loop")
     parser.add_argument("--write-standins", metavar="DIR", help="write tinting stand-in models to DIR and use them")
     parser.add_argument("--input", help="still image or video (default: the astronaut photo from scikit-image)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
-    parser.add_argument("--rounds", type=int, default=1, help="repeat no-UI / TUI pairs (noisy machines)")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the first phase")
+    parser.add_argument("--seconds", type=positive(float), default=10.0, help="length of each phase")
+    parser.add_argument("--rounds", type=positive(int), default=1, help="repeat no-UI / TUI pairs (noisy machines)")
+    parser.add_argument("--warmup", type=positive(float, zero=True), default=3.0, help="seconds before the first phase")
     parser.add_argument("--headless", action="store_true", help="run the UI headless (no terminal needed)")
-    parser.add_argument("--refresh-hz", type=float, default=4.0)
+    parser.add_argument("--refresh-hz", type=positive(float), default=4.0)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--json", metavar="OUT", help="also write the result here")
-    parser.add_argument("--paired", type=float, default=0.0, metavar="WINDOW_S",
+    parser.add_argument("--paired", type=positive(float, zero=True), default=0.0, metavar="WINDOW_S",
                         help="instead of phases: keep the app up and switch its refresh on/off every WINDOW_S "
                              "seconds for --seconds in all; paired differences cancel the machine's drift")
     args = parser.parse_args(argv)
