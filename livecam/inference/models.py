@@ -77,6 +77,13 @@ class ModelLoader:
             with self._lock:
                 if key in self._sessions:
                     return self._sessions[key]
+            if self._is_remote(name):  # issue 14: this model's calls go to the Triton server
+                from livecam.remote.client import remote_session
+
+                sess = remote_session(self, name)
+                with self._lock:
+                    self._sessions[key] = sess
+                return sess
             path = self.path(name)
             sha = (self.store.records.checked(path) or {}).get("sha256", "")
             spec = self.store.spec(name)
@@ -92,6 +99,10 @@ class ModelLoader:
                 self._sessions[key] = sess
                 self._attempts[name] = attempts
             return sess
+
+    def _is_remote(self, name: str) -> bool:
+        """`runtime.remote` is set and `name` is one of `runtime.remote_models`."""
+        return bool(getattr(self.runtime, "remote", "")) and name in getattr(self.runtime, "remote_models", ())
 
     def providers(self) -> dict[str, str]:
         """{model: provider it actually runs on} for every session made so far."""

@@ -1,0 +1,189 @@
+"""Remote inference (issue 14): a real Triton server (`livecam serve`, pytriton's bundled binary) on
+127.0.0.1 with CPU stand-in models, and the `runtime.remote` client against it.
+
+Servers are subprocesses on free ports in their own process groups, always killed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from livecam.remote.wire import (
+    U8_NORMS,
+    RemoteContractError,
+    RemoteUnavailable,
+    TensorWire,
+    from_wire,
+    model_wire,
+    parse_url,
+    to_wire,
+)
+from livecam.testing.remote_server import ServerProcess
+
+SWAPPER = "hyperswap_1a_256"  # the default swapper: 256² crops, UINT8 target + FP16 latent on the wire
+
+
+@pytest.fixture(scope="module")
+def server(standins_dir, tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with ServerProcess(standins_dir, [SWAPPER, "inswapper_128"], log_path=log) as srv:
+        yield srv
+
+
+def _bench(tmp_path, tag, clip, face, models_dir, frames, *extra) -> tuple[dict, list[np.ndarray]]:
+    out = tmp_path / tag
+    cmd = [sys.executable, "-m", "livecam", "bench", "--input", str(clip), "--source", str(face), "--frames",
+           str(frames), "--models-dir", str(models_dir), "--json", str(out / "r.json"), "--output-frames",
+           str(out / "frames"), "--no-progress", *extra]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads((out / "r.json").read_text())
+    frames_out = [cv2.imread(str(p)) for p in sorted((out / "frames").glob("*.png"))]
+    return result, frames_out
+
+
+# -- the wire ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("norm", sorted(U8_NORMS))
+def test_uint8_wire_round_trip_is_bit_exact(norm):
+    """The server rebuilds exactly the float32 input a local adapter computes from the 8-bit crop."""
+    scale, shift = U8_NORMS[norm]
+    t = TensorWire("target", "UINT8", (3, 16, 16), scale, shift)
+    u8 = np.random.default_rng(1).integers(0, 256, (1, 3, 16, 16), dtype=np.uint8)
+    local = np.empty(u8.shape, np.float32)
+    np.multiply(u8, scale, out=local, casting="unsafe")  # as the swapper adapters write their blob
+    if shift:
+        local += shift
+    wire, off = to_wire(t, local)
+    assert wire.dtype == np.uint8 and np.array_equal(wire, u8) and off < 1e-3
+    assert np.array_equal(from_wire(t, wire), local)
+
+
+def test_off_grid_input_is_measured_and_fp16_stays_close():
+    t = TensorWire("target", "UINT8", (4,), 1.0 / 255.0, 0.0)
+    _, off = to_wire(t, np.array([[0.5 / 255.0, 1.0, 0.25, 0.0]], np.float32))
+    assert 0.45 < off <= 0.5
+    h = TensorWire("source", "FP16", (512,))
+    x = np.random.default_rng(2).normal(size=(1, 512)).astype(np.float32)
+    wire, _ = to_wire(h, x)
+    assert wire.dtype == np.float16 and np.abs(wire.astype(np.float32) - x).max() < 2e-3
+
+
+def test_model_wire_of_the_swappers(standins_dir):
+    from livecam.inference.catalog import load_catalog
+
+    cat = load_catalog()
+    hyper = model_wire(SWAPPER, standins_dir / "hyperswap_1a_256.onnx", cat.get(SWAPPER).contract)
+    assert {t.name: (t.dtype, t.shape) for t in hyper.inputs} == {"source": ("FP16", (512,)),
+                                                                  "target": ("UINT8", (3, 256, 256))}
+    assert {t.name: t.dtype for t in hyper.outputs} == {"output": "FP16", "mask": "FP16"}
+    assert hyper.inputs[1].scale == 2.0 / 255.0 and hyper.inputs[1].shift == -1.0
+    # 256²x3 u8 + 512 fp16 up, 256²x3 + 256² fp16 down: 4.6x less than the float32 tensors
+    assert hyper.bytes_per_call == 3 * 256 * 256 + 1024 + 2 * 4 * 256 * 256
+    ins = model_wire("inswapper_128", standins_dir / "inswapper_128.onnx", cat.get("inswapper_128").contract)
+    assert {t.name: t.dtype for t in ins.inputs} == {"target": "UINT8", "source": "FP16"}
+
+
+def test_url_forms():
+    assert parse_url("grpc://10.0.0.2:8001") == ("10.0.0.2:8001", False)
+    assert parse_url("grpcs://gpu.example:443") == ("gpu.example:443", True)
+    from livecam.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="unknown scheme"):
+        parse_url("http://host:8000")
+    with pytest.raises(SettingsError, match="HOST:PORT"):
+        parse_url("grpc://host")
+
+
+# -- not open by default ------------------------------------------------------------------------------
+def test_wide_bind_is_refused_without_tls_or_token(standins_dir, capsys):
+    from livecam.cli import main
+
+    rc = main(["serve", "--models-dir", str(standins_dir), "--host", "0.0.0.0", "--models", SWAPPER])
+    err = capsys.readouterr().err
+    assert rc != 0 and "refusing to listen on 0.0.0.0 without TLS or an access token" in err
+    assert "ssh -N -L" in err and "--token" in err
+    rc = main(["serve", "--models-dir", str(standins_dir), "--host", "0.0.0.0", "--tls-cert", "x.pem"])
+    assert rc != 0 and "needs both --tls-cert and --tls-key" in capsys.readouterr().err
+
+
+def test_unreachable_server_at_start_is_a_clear_error(standins_dir, astronaut, tmp_path, capsys):
+    from livecam.cli import main
+    from livecam.remote.server import free_port
+
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), astronaut)
+    t0 = time.monotonic()
+    rc = main(["bench", "--input", str(img), "--source", str(img), "--models-dir", str(standins_dir), "--set",
+               f"runtime.remote=grpc://127.0.0.1:{free_port()}", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "did not answer for model 'hyperswap_1a_256'" in err and "livecam serve" in err
+    assert time.monotonic() - t0 < 60
+
+
+# -- a real server ---------------------------------------------------------------------------------
+def test_bench_remote_equals_local_on_the_selfie_clip(server, standins_dir, footage, tmp_path):
+    """The done-when: the same clip through a local and a remote swapper gives the same frames (±1 level)."""
+    clip, face = footage("single_face.mp4"), footage("single_face.jpg")
+    frames = 40
+    local, local_frames = _bench(tmp_path, "local", clip, face, standins_dir, frames)
+    remote, remote_frames = _bench(tmp_path, "remote", clip, face, standins_dir, frames,
+                                   "--set", f"runtime.remote={server.url}",
+                                   "--set", "runtime.remote_deadline_ms=20000")  # equality, not speed, here
+    assert remote["providers"][SWAPPER] == "remote:cpu" and local["providers"][SWAPPER] == "cpu"
+    assert remote["frames"] == local["frames"] == frames == len(remote_frames) == len(local_frames)
+    assert remote["stage_errors"] == 0 and local["stage_errors"] == 0
+    rtt = remote["remote_rtt_ms"]
+    swapped = sum(1 for _ in remote_frames)  # one face per frame in this clip
+    assert rtt["calls"] >= swapped * 0.9 and rtt["failed"] == 0 and rtt["p95"] >= rtt["p50"] > 0
+    assert local["remote_rtt_ms"] == {"p50": 0.0, "p95": 0.0, "calls": 0, "failed": 0}
+    worst = max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(local_frames, remote_frames))
+    assert worst <= 1
+    # the swap really ran remotely on the face (not a pass-through): frames differ from the clip somewhere
+    assert remote["stage_ms"]["swap"]["p50"] > 0
+
+
+def test_remote_session_contract_and_calls(server, standins_dir):
+    """Direct use of the session: outputs equal the local model's within FP16 rounding."""
+    from livecam.inference.models import ModelLoader
+    from livecam.settings import RuntimeSettings
+
+    rt = RuntimeSettings(remote=server.url, remote_deadline_ms=20000)
+    remote = ModelLoader(rt, models_dir=standins_dir).session("inswapper_128")
+    local = ModelLoader(RuntimeSettings(), models_dir=standins_dir).session("inswapper_128")
+    assert remote.provider == "remote:cpu" and remote.input_names == ["target", "source"]
+    crop = np.random.default_rng(3).integers(0, 256, (1, 3, 128, 128)).astype(np.float32) / 255.0
+    src = np.random.default_rng(4).normal(size=(1, 512)).astype(np.float32)
+    a = remote.run({"target": crop, "source": src})[0]
+    b = local.run({"target": crop, "source": src})[0]
+    assert a.dtype == np.float32 and a.shape == b.shape == (1, 3, 128, 128)
+    assert np.abs(a - b).max() * 255 < 0.13  # FP16 on the way back: < 0.13 of a level
+    remote.close()
+
+
+def test_contract_mismatch_and_token(tint_standins_dir, standins_dir, tmp_path):
+    """A server with other model files is refused naming both sides; a token server needs the token."""
+    from livecam.inference.models import ModelLoader
+    from livecam.settings import RuntimeSettings
+
+    with ServerProcess(tint_standins_dir, [SWAPPER], extra_args=["--token", "s3cret"],
+                       log_path=tmp_path / "serve.log") as srv:
+        with pytest.raises(RemoteUnavailable, match="did not answer"):
+            ModelLoader(RuntimeSettings(remote=srv.url), models_dir=standins_dir).session(SWAPPER)
+        with pytest.raises(RemoteContractError) as err:
+            ModelLoader(RuntimeSettings(remote=srv.url, remote_token="s3cret"),
+                        models_dir=standins_dir).session(SWAPPER)
+        text = str(err.value)
+        assert f"model '{SWAPPER}' differs" in text and "the server" in text and "this client" in text
+        assert "sha256" in text and "livecam models verify" in text
+        sess = ModelLoader(RuntimeSettings(remote=srv.url, remote_token="s3cret", remote_deadline_ms=20000),
+                           models_dir=tint_standins_dir).session(SWAPPER)
+        out = sess.run({"source": np.zeros((1, 512), np.float32), "target": np.zeros((1, 3, 256, 256), np.float32)})
+        assert out[0].shape == (1, 3, 256, 256) and out[1].shape == (1, 1, 256, 256)
+        sess.close()
