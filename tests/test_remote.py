@@ -7,6 +7,7 @@ Servers are subprocesses on free ports in their own process groups, always kille
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -187,3 +188,85 @@ def test_contract_mismatch_and_token(tint_standins_dir, standins_dir, tmp_path):
         out = sess.run({"source": np.zeros((1, 512), np.float32), "target": np.zeros((1, 3, 256, 256), np.float32)})
         assert out[0].shape == (1, 3, 256, 256) and out[1].shape == (1, 1, 256, 256)
         sess.close()
+
+
+# -- faults ------------------------------------------------------------------------------------------
+def _clip_frames(path, n: int = 30) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while len(frames) < n:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    assert frames
+    return frames
+
+
+def test_server_hung_then_killed_mid_run_passes_through_and_reconnects(tint_standins_dir, footage, tmp_path):
+    """Hung server: each call ends at its deadline; dead server: calls fail at once; the loop keeps
+    sending frames (passed through unchanged), and swaps resume once the server is back."""
+    import signal
+    import types
+
+    from livecam.commands import build_runtime
+    from livecam.controls import Controls
+    from livecam.pipeline import Pipeline
+    from livecam.settings import Settings
+
+    deadline_ms = 250
+    slack_s = 2.0  # a loaded 2-core machine: generous, but far below "blocked until the server returns"
+    frames = _clip_frames(footage("single_face.mp4"))
+    srv = ServerProcess(tint_standins_dir, [SWAPPER], log_path=tmp_path / "serve.log").start()
+    try:
+        settings = Settings().with_changes({"runtime.remote": srv.url, "runtime.remote_deadline_ms": deadline_ms})
+        args = types.SimpleNamespace(models_dir=str(tint_standins_dir), source=str(footage("single_face.jpg")))
+        loader, bank = build_runtime(args, settings)
+        pipeline = Pipeline(loader, settings, bank)
+        state = Controls(settings).current()
+        session = loader.session(SWAPPER)
+        assert session.provider == "remote:cpu"
+        i = 0
+
+        def step():
+            nonlocal i
+            frame = frames[i % len(frames)].copy()
+            i += 1
+            out, report = pipeline.process(frame, state, i / 30.0)
+            swapped = report.swapped > 0 and not report.errors and not np.array_equal(out, frame)
+            passed = np.array_equal(out, frame)
+            return swapped, passed, report.stage_ms.get("swap", 0.0) / 1000.0, report
+
+        def until(cond, limit_s, max_frames=10_000):
+            seen = []
+            end = time.monotonic() + limit_s
+            while time.monotonic() < end and len(seen) < max_frames:
+                seen.append(step())
+                if cond(seen):
+                    break
+            return seen
+
+        up = until(lambda s: sum(x[0] for x in s) >= 3, 120)
+        assert sum(x[0] for x in up) >= 3, "no frame was swapped through the server"
+
+        os.killpg(srv.proc.pid, signal.SIGSTOP)  # hung: accepts connections, never answers
+        hung = until(lambda s: len(s) >= 8, 60)
+        assert all(x[1] for x in hung), "a frame was not passed through while the server hung"
+        assert max(x[2] for x in hung) <= deadline_ms / 1000 + slack_s
+        assert not session.connected  # consecutive misses mark it down: later calls fail at once
+
+        srv.kill()  # gone (SIGKILL)
+        down = until(lambda s: len(s) >= 20, 60)
+        assert all(x[1] for x in down) and max(x[2] for x in down) <= deadline_ms / 1000 + slack_s
+        assert float(np.median([x[2] for x in down])) < deadline_ms / 1000  # no waiting on a dead server
+
+        srv.start()
+        t_ready = time.monotonic()
+        back = until(lambda s: s[-1][0], 90)
+        assert back and back[-1][0], f"no swap within 90 s of the server's return; {session.last_error}"
+        assert time.monotonic() - t_ready < 90 and session.connected
+        assert max(x[2] for x in back) <= deadline_ms / 1000 + slack_s
+        assert all(x[1] for x in back[:-1])  # until it is back, frames pass through
+    finally:
+        srv.stop()

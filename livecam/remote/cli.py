@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 
 def register(subparsers) -> None:
     from livecam.cli import add_common
@@ -25,6 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--export-repo", metavar="DIR",
                    help="instead of serving: write a standard Triton model repository (ONNX Runtime backend, "
                         "TensorRT FP16, dynamic batching) for NVIDIA's Triton container or KServe")
+    p.add_argument("--workspace", metavar="DIR", help=argparse.SUPPRESS)  # pytriton's model store (tests)
     p.set_defaults(func=_cmd)
 
 

@@ -162,7 +162,7 @@ def start_triton(served: list[ServedModel], opts: ServeOptions, workspace: str |
     check_exposure(opts.host, opts.token, opts.tls_cert, opts.tls_key)
     python_libdir_env()
     cfg = dict(grpc_address=opts.host, grpc_port=opts.port, http_address="127.0.0.1", http_port=free_port(),
-               allow_metrics=False, allow_cpu_metrics=False, allow_gpu_metrics=False, exit_timeout_secs=2,
+               allow_metrics=False, allow_cpu_metrics=False, allow_gpu_metrics=False, exit_timeout_secs=15,
                log_verbose=0)
     if opts.tls_cert:
         cfg.update(grpc_use_ssl=True, grpc_server_cert=opts.tls_cert, grpc_server_key=opts.tls_key)
@@ -218,7 +218,7 @@ def cmd_serve(args) -> int:
     # The server runs the models itself: never forward them to another server.
     loader = ModelLoader(dataclasses.replace(settings.runtime, remote=""), models_dir=args.models_dir)
     served = load_models(loader, names)
-    triton = start_triton(served, opts)
+    triton = start_triton(served, opts, workspace=getattr(args, "workspace", None))
     scheme = "grpcs" if opts.tls_cert else "grpc"
     print(f"livecam serve: {', '.join(f'{m.name} ({m.provider})' for m in served)} on "
           f"{scheme}://{opts.host}:{opts.port}" + (" (token required)" if token else ""), flush=True)

@@ -8,9 +8,11 @@ at once, like a crash or a pulled cable, and nothing outlives the test.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ class ServerProcess:
         self.extra_args = list(extra_args or [])
         self.log_path = Path(log_path) if log_path else None
         self.proc: subprocess.Popen | None = None
+        self.workspace: Path | None = None
         self.lines: list[str] = []
         self._ready = threading.Event()
 
@@ -38,8 +41,9 @@ class ServerProcess:
         """Start and wait for READY (raises with the server's output if it exits or times out)."""
         self._ready.clear()
         self.lines = []
+        self.workspace = Path(tempfile.mkdtemp(prefix="livecam-serve-"))  # pytriton's model store, removed after
         cmd = [sys.executable, "-m", "livecam", "serve", "--models-dir", self.models_dir, "--host", "127.0.0.1",
-               "--port", str(self.port), "--models", ",".join(self.models), *self.extra_args]
+               "--port", str(self.port), "--models", ",".join(self.models), "--workspace", str(self.workspace / "ws"), *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
@@ -64,20 +68,52 @@ class ServerProcess:
             if log:
                 log.close()
 
-    def kill(self, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
-        """End the whole server process group (default SIGKILL: a crash) and wait for it."""
-        if self.proc is None:
+    def kill(self, timeout: float = 10.0) -> None:
+        """A crash: SIGKILL the server process, then whatever of its group is left (tritonserver, stubs).
+
+        The leader goes first so its multiprocessing resource tracker (same group) can still free the
+        shared memory the leader held before the group is ended."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._end_group(timeout)
             return
         try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
+            os.kill(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
             pass
+        self.proc.wait(timeout)
         try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout)
-        # the group may outlive its leader for a moment (tritonserver, stubs): make sure it is gone
+            os.killpg(self.proc.pid, signal.SIGCONT)  # a stopped (hung) group: let the tracker clean up
+        except ProcessLookupError:
+            pass
+        time.sleep(0.5)
+        self._end_group(timeout)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """A clean stop (SIGINT, as Ctrl-C): pytriton unloads, frees its memory and workspace."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGINT)
+                self.proc.wait(timeout)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def _end_group(self, timeout: float) -> None:
+        """What is left of the group (tritonserver, stubs, pytriton's helpers) gets SIGINT first, so Triton
+        unloads and removes its temporary model copies; SIGKILL after `timeout`."""
+        end = time.monotonic() + timeout
+        try:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            end = 0.0
+        while time.monotonic() < end:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             try:
@@ -85,9 +121,11 @@ class ServerProcess:
             except ProcessLookupError:
                 break
             time.sleep(0.05)
+        if self.workspace is not None:
+            shutil.rmtree(self.workspace, ignore_errors=True)
 
     def __enter__(self) -> "ServerProcess":
         return self.start()
 
     def __exit__(self, *exc) -> None:
-        self.kill()
+        self.stop()
