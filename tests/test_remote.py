@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -270,3 +271,138 @@ def test_server_hung_then_killed_mid_run_passes_through_and_reconnects(tint_stan
         assert all(x[1] for x in back[:-1])  # until it is back, frames pass through
     finally:
         srv.stop()
+
+
+# -- export ---------------------------------------------------------------------------------------------
+EXPORTED = [SWAPPER, "inswapper_128", "xseg_1"]
+
+
+@pytest.fixture(scope="module")
+def exported(standins_dir, tmp_path_factory):
+    from livecam.inference.models import ModelLoader
+    from livecam.remote.export import export_repo
+    from livecam.settings import RuntimeSettings
+
+    out = tmp_path_factory.mktemp("repo")
+    loader = ModelLoader(RuntimeSettings(), models_dir=standins_dir)
+    written = export_repo(loader, EXPORTED, out)
+    return out, loader, written
+
+
+def _bundled_triton_states(repo, tmp_path) -> dict[str, str]:
+    """Load `repo` in pytriton's bundled `tritonserver`; {model: state + reason} from its repository index."""
+    import pytriton
+    import tritonclient.grpc as grpcclient
+
+    from livecam.remote.server import free_port, python_libdir_env
+
+    python_libdir_env()
+    root = Path(pytriton.__file__).parent / "tritonserver"
+    port = free_port()
+    cmd = [str(root / "bin" / "tritonserver"), f"--model-repository={repo}", "--strict-model-config=true",
+           "--exit-on-error=false", "--allow-http=false", "--allow-metrics=false", "--grpc-address=127.0.0.1",
+           f"--grpc-port={port}", f"--backend-directory={root / 'backends'}", "--exit-timeout-secs=2"]
+    log = (tmp_path / "tritonserver.log").open("w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
+        end = time.monotonic() + 60
+        while True:
+            try:
+                if client.is_server_live():
+                    break
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+            assert proc.poll() is None and time.monotonic() < end, (tmp_path / "tritonserver.log").read_text()
+            time.sleep(0.2)
+        index = client.get_model_repository_index(as_json=True).get("models", [])
+        client.close()
+        return {m["name"]: f"{m.get('state', '')}: {m.get('reason', '')}" for m in index}
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait(10)
+        log.close()
+
+
+def test_exported_repository_passes_tritons_config_parsing(exported, tmp_path):
+    """The bundled server parses every config.pbtxt; it stops only at the missing ONNX Runtime backend
+    (pytriton ships the Python backend alone). A corrupted config is caught by the same check."""
+    import shutil
+
+    repo, _, written = exported
+    states = _bundled_triton_states(repo, tmp_path)
+    assert set(states) == set(written)
+    for name, state in states.items():
+        assert "unable to find backend library for backend 'onnxruntime'" in state, (name, state)
+        assert "text proto" not in state
+    bad = tmp_path / "bad"
+    shutil.copytree(repo, bad)
+    cfg = bad / "inswapper_128" / "config.pbtxt"
+    cfg.write_text(cfg.read_text().replace("TYPE_FP16", "TYPE_FP61", 1))
+    states = _bundled_triton_states(bad, tmp_path)
+    assert "unable to find backend library" not in states.get("inswapper_128", "")  # stopped earlier
+    log = (tmp_path / "tritonserver.log").read_text()
+    assert f"failed to read text proto from {cfg}" in log
+    assert "unable to find backend library" in states[SWAPPER]
+
+
+def test_exported_configs_parse_strictly_and_match_the_wrapped_models(exported):
+    """Triton's own ModelConfig schema (tritonclient's model_config_pb2), strictly; dims and types equal the
+    wrapped ONNX graphs; TensorRT FP16 accelerator and dynamic batching present."""
+    import onnx
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    repo, loader, written = exported
+    types = {"TYPE_UINT8": onnx.TensorProto.UINT8, "TYPE_FP16": onnx.TensorProto.FLOAT16,
+             "TYPE_STRING": onnx.TensorProto.STRING}
+    for name, path in written.items():
+        cfg = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+        assert cfg.name == name and cfg.backend == "onnxruntime"
+        graph = onnx.load(str(repo / name / "1" / "model.onnx")).graph
+        batch = 1 if cfg.max_batch_size else 0
+        for section, values in ((cfg.input, graph.input), (cfg.output, graph.output)):
+            declared = {t.name: (types[model_config_pb2.DataType.Name(t.data_type)], list(t.dims)) for t in section}
+            actual = {v.name: (v.type.tensor_type.elem_type,
+                               [d.dim_value if d.HasField("dim_value") else -1
+                                for d in v.type.tensor_type.shape.dim][batch:]) for v in values}
+            assert declared == actual, name
+        if name != "livecam_info":
+            assert cfg.max_batch_size == 8 and cfg.dynamic_batching.max_queue_delay_microseconds == 500
+            acc = cfg.optimization.execution_accelerators.gpu_execution_accelerator[0]
+            assert acc.name == "tensorrt" and acc.parameters["precision_mode"] == "FP16"
+            assert cfg.parameters["livecam_sha256"].string_value == loader.sha256(name)
+
+
+def test_exported_models_run_the_wire_contract_batched(exported):
+    """ONNX Runtime (what Triton's backend runs) on the wrapped graphs: a batch of 2 in wire form gives the
+    local model's outputs within FP16 rounding; livecam_info answers the JSON clients check."""
+    import onnxruntime as ort
+
+    from livecam.remote.wire import WIRE_VERSION, to_wire
+
+    repo, loader, _ = exported
+    rng = np.random.default_rng(5)
+    for name in EXPORTED:
+        wrapped = ort.InferenceSession(str(repo / name / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+        local = loader.session(name)
+        wire = model_wire(name, loader.path(name), loader.store.spec(name).contract)
+        items = []
+        for _ in range(2):
+            feeds = {}
+            for t in wire.inputs:
+                if t.dtype == "UINT8":
+                    feeds[t.name] = (rng.integers(0, 256, (1, *t.shape)) * t.scale + t.shift).astype(np.float32)
+                else:
+                    feeds[t.name] = rng.normal(size=(1, *t.shape)).astype(np.float32)
+            items.append(feeds)
+        batch = {t.name: np.concatenate([to_wire(t, f[t.name])[0] for f in items]) for t in wire.inputs}
+        outs = wrapped.run([t.name for t in wire.outputs], batch)
+        for k, feeds in enumerate(items):
+            for got, want in zip(outs, local.run(feeds)):
+                assert got.dtype == np.float16 and got.shape[1:] == want.shape[1:]
+                assert np.abs(got[k].astype(np.float32) - want[0]).max() < 2e-3, name
+    info = ort.InferenceSession(str(repo / "livecam_info" / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    payload = json.loads(info.run(["info"], {"query": np.zeros(1, np.uint8)})[0][0])
+    assert payload["wire"] == WIRE_VERSION
+    assert {n: m["sha256"] for n, m in payload["models"].items()} == {n: loader.sha256(n) for n in EXPORTED}
