@@ -176,6 +176,9 @@ class Stats:
         self._fps_hist: collections.deque[float] = collections.deque(maxlen=history)
         self._lat_hist: collections.deque[float] = collections.deque(maxlen=history)
         self._log: collections.deque[str] = collections.deque(maxlen=log_lines)
+        from livecam.remote.rtt import ROUND_TRIPS  # light (no client import); remote calls of this session on
+
+        self._rtt_mark = ROUND_TRIPS.mark()
 
     # -- writers (loop threads) ----------------------------------------------
     def frame_in(self) -> None:
@@ -241,7 +244,7 @@ class Stats:
         snap.latency_ms = percentiles(latency)
         snap.host_ms = percentiles(host)
         snap.stage_ms = {k: percentiles(v) for k, v in stages.items()}
-        from livecam.remote.rtt import ROUND_TRIPS  # light: no client import
+        from livecam.remote.rtt import ROUND_TRIPS
 
-        snap.remote_rtt_ms = ROUND_TRIPS.summary()
+        snap.remote_rtt_ms = ROUND_TRIPS.summary(since=self._rtt_mark)
         return snap

@@ -103,6 +103,25 @@ def test_url_forms():
         parse_url("grpc://host")
 
 
+def test_round_trips_reach_stats_tui_and_plain_mode_scoped_to_the_session():
+    from livecam.commands import format_stats
+    from livecam.controls import Stats
+    from livecam.remote.rtt import ROUND_TRIPS
+    from livecam.tui.stats import stats_text
+
+    before = Stats()
+    for ms in (10.0, 12.0, 30.0):
+        ROUND_TRIPS.add(ms)
+    ROUND_TRIPS.fail()
+    after = Stats()  # a new session: nothing of the earlier calls
+    assert after.snapshot().remote_rtt_ms == {}
+    assert "remote" not in stats_text(after.snapshot()).plain
+    snap = before.snapshot()
+    assert snap.remote_rtt_ms == {"p50": 12.0, "p95": 28.2, "calls": 3, "failed": 1}
+    assert "remote 12.0/28.2 ms  failed 1" in stats_text(snap).plain
+    assert "remote p50 12.0 p95 28.2 ms failed 1" in format_stats(snap)
+
+
 # -- not open by default ------------------------------------------------------------------------------
 def test_wide_bind_is_refused_without_tls_or_token(standins_dir, capsys):
     from livecam.cli import main

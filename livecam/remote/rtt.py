@@ -42,13 +42,14 @@ class RoundTrips:
             samples = list(self._samples)[-n:] if n > 0 else []
             return samples, self.failed - mark[1]
 
-    def summary(self, ndigits: int | None = 1) -> dict:
-        """{"p50", "p95", "calls", "failed"} over the last `window` answered calls; {} before any call."""
+    def summary(self, since: tuple[int, int] = (0, 0), ndigits: int | None = 1) -> dict:
+        """{"p50", "p95", "calls", "failed"} over the last `window` answered calls after `since` (a `mark()`);
+        {} when there was no call since then."""
         with self._lock:
-            if not self.calls and not self.failed:
+            calls, failed = self.calls - since[0], self.failed - since[1]
+            if calls <= 0 and failed <= 0:
                 return {}
-            recent = list(self._samples)[-self._window:]
-            calls, failed = self.calls, self.failed
+            recent = list(self._samples)[-min(self._window, calls):] if calls > 0 else []
         return percentiles(recent, ndigits) | {"calls": calls, "failed": failed}
 
 
