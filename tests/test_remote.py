@@ -188,23 +188,41 @@ def test_remote_session_contract_and_calls(server, standins_dir):
     remote.close()
 
 
-def test_contract_mismatch_and_token(tint_standins_dir, standins_dir, tmp_path):
-    """A server with other model files is refused naming both sides; a token server needs the token."""
+def _self_signed(tmp_path) -> tuple[Path, Path]:
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    cmd = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+           "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)]
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.fail(f"cannot make a test certificate with openssl: {exc}", pytrace=False)
+    return cert, key
+
+
+def test_tls_token_server_and_contract_mismatch(tint_standins_dir, standins_dir, tmp_path):
+    """A wide-bind-ready server (TLS + token): no token -> no answer; other model files -> refused naming
+    both sides; the right token, CA and files -> calls work over grpcs://."""
     from livecam.inference.models import ModelLoader
     from livecam.settings import RuntimeSettings
 
-    with ServerProcess(tint_standins_dir, [SWAPPER], extra_args=["--token", "s3cret"],
-                       log_path=tmp_path / "serve.log") as srv:
+    cert, key = _self_signed(tmp_path)
+    with ServerProcess(tint_standins_dir, [SWAPPER], log_path=tmp_path / "serve.log",
+                       extra_args=["--token", "s3cret", "--tls-cert", str(cert), "--tls-key", str(key)]) as srv:
+        url = f"grpcs://127.0.0.1:{srv.port}"
+        assert any("grpcs://127.0.0.1" in line and "token required" in line for line in srv.lines)
         with pytest.raises(RemoteUnavailable, match="did not answer"):
-            ModelLoader(RuntimeSettings(remote=srv.url), models_dir=standins_dir).session(SWAPPER)
-        with pytest.raises(RemoteContractError) as err:
+            ModelLoader(RuntimeSettings(remote=url, remote_ca=str(cert)), models_dir=standins_dir).session(SWAPPER)
+        with pytest.raises(RemoteUnavailable, match="did not answer"):  # plaintext to a TLS port
             ModelLoader(RuntimeSettings(remote=srv.url, remote_token="s3cret"),
+                        models_dir=standins_dir).session(SWAPPER)
+        with pytest.raises(RemoteContractError) as err:
+            ModelLoader(RuntimeSettings(remote=url, remote_token="s3cret", remote_ca=str(cert)),
                         models_dir=standins_dir).session(SWAPPER)
         text = str(err.value)
         assert f"model '{SWAPPER}' differs" in text and "the server" in text and "this client" in text
         assert "sha256" in text and "livecam models verify" in text
-        sess = ModelLoader(RuntimeSettings(remote=srv.url, remote_token="s3cret", remote_deadline_ms=20000),
-                           models_dir=tint_standins_dir).session(SWAPPER)
+        sess = ModelLoader(RuntimeSettings(remote=url, remote_token="s3cret", remote_ca=str(cert),
+                                           remote_deadline_ms=20000), models_dir=tint_standins_dir).session(SWAPPER)
         out = sess.run({"source": np.zeros((1, 512), np.float32), "target": np.zeros((1, 3, 256, 256), np.float32)})
         assert out[0].shape == (1, 3, 256, 256) and out[1].shape == (1, 1, 256, 256)
         sess.close()
