@@ -95,7 +95,7 @@ class RemoteSession:
         self._reconnector: threading.Thread | None = None
         self._misses = 0
         self._warned_grid = False
-        self._bufs: dict[str, np.ndarray] = {}
+        self._local = threading.local()  # per-thread wire buffers (a bank may embed while the loop runs)
         self._connect(first=True)
 
     # -- connection -------------------------------------------------------------------------------
@@ -186,9 +186,10 @@ class RemoteSession:
             try:
                 self._connect()
                 return
-            except RemoteContractError as exc:  # a different server came back: say so, keep trying slowly
+            except RemoteContractError as exc:  # a different server came back: say so (once), keep trying slowly
+                if str(exc) != self.last_error:
+                    log.error("remote %s: %s", self.name, exc)
                 self.last_error = str(exc)
-                log.error("remote %s: %s", self.name, exc)
                 attempt = len(RECONNECT_DELAYS)
             except Exception as exc:  # noqa: BLE001 - still down; try again after the next delay
                 self.last_error = str(exc).splitlines()[0]
@@ -210,9 +211,10 @@ class RemoteSession:
         inputs = []
         for t in self.wire.inputs:
             x = feeds[t.name]
-            buf = self._bufs.get(t.name)
+            bufs = self._local.__dict__.setdefault("bufs", {})
+            buf = bufs.get(t.name)
             if buf is None or buf.shape != np.shape(x):
-                buf = self._bufs[t.name] = np.empty(np.shape(x), t.np_dtype)
+                buf = bufs[t.name] = np.empty(np.shape(x), t.np_dtype)
             arr, off = to_wire(t, x, out=buf)
             if off > OFF_GRID_LEVELS and not self._warned_grid:
                 self._warned_grid = True
