@@ -326,8 +326,9 @@ def exported(standins_dir, tmp_path_factory):
     return out, loader, written
 
 
-def _bundled_triton_states(repo, tmp_path) -> dict[str, str]:
-    """Load `repo` in pytriton's bundled `tritonserver`; {model: state + reason} from its repository index."""
+def _bundled_triton_states(repo, tmp_path, probe=None) -> dict[str, str]:
+    """Load `repo` in pytriton's bundled `tritonserver`; {model: state + reason} from its repository index.
+    `probe(url)` runs while the server is up."""
     import pytriton
     import tritonclient.grpc as grpcclient
 
@@ -354,6 +355,8 @@ def _bundled_triton_states(repo, tmp_path) -> dict[str, str]:
             time.sleep(0.2)
         index = client.get_model_repository_index(as_json=True).get("models", [])
         client.close()
+        if probe is not None:
+            probe(f"grpc://127.0.0.1:{port}")
         return {m["name"]: f"{m.get('state', '')}: {m.get('reason', '')}" for m in index}
     finally:
         os.killpg(proc.pid, 9)
@@ -366,8 +369,16 @@ def test_exported_repository_passes_tritons_config_parsing(exported, tmp_path):
     (pytriton ships the Python backend alone). A corrupted config is caught by the same check."""
     import shutil
 
-    repo, _, written = exported
-    states = _bundled_triton_states(repo, tmp_path)
+    from livecam.inference.models import ModelLoader
+    from livecam.settings import RuntimeSettings
+
+    repo, loader, written = exported
+
+    def client_refuses(url):  # the models did not load: a client says what it found, it does not hang
+        with pytest.raises(RemoteContractError, match="not a livecam server"):
+            ModelLoader(RuntimeSettings(remote=url), models_dir=loader.models_dir).session("inswapper_128")
+
+    states = _bundled_triton_states(repo, tmp_path, probe=client_refuses)
     assert set(states) == set(written)
     for name, state in states.items():
         assert "unable to find backend library for backend 'onnxruntime'" in state, (name, state)

@@ -111,13 +111,18 @@ class RemoteSession:
             try:
                 info = self._server_info(client, grpcclient)
                 meta = client.get_model_metadata(self.name, headers=self._headers, client_timeout=CONNECT_TIMEOUT_S)
+                self._check(info, meta)
+                self._call(client, self._zeros(), CONNECT_TIMEOUT_S * 4)  # the first call may build engines
             except error as exc:
+                text = str(exc.message() or exc)
+                if "unknown model" in text.lower() and INFO_MODEL in text:
+                    raise RemoteContractError(
+                        f"the server {self.url} answers but is not a livecam server (no '{INFO_MODEL}' model)",
+                        "run `livecam serve` there, or serve a repository from `livecam serve --export-repo`") from exc
                 raise RemoteUnavailable(
-                    f"remote server {self.url} did not answer for model '{self.name}': {exc.message() or exc}",
+                    f"remote server {self.url} did not answer for model '{self.name}': {text.splitlines()[0]}",
                     "start `livecam serve` on the GPU machine (or the SSH tunnel to it), check runtime.remote and "
                     "runtime.remote_token, or clear runtime.remote to run locally") from exc
-            self._check(info, meta)
-            self._call(client, self._zeros(), CONNECT_TIMEOUT_S * 4)  # first call loads lazily on some rungs
         except BaseException:
             client.close()
             raise
