@@ -23,13 +23,13 @@ import logging
 import os
 import socket
 import sysconfig
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from livecam.errors import LivecamError, SettingsError
-from livecam.remote.wire import INFO_MODEL, INFO_OUTPUT, TOKEN_KEY, WIRE_VERSION, from_wire, model_wire
+from livecam.remote.wire import INFO_MODEL, INFO_OUTPUT, WIRE_VERSION, from_wire, model_wire
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ class ServeOptions:
     tls_key: str = ""
     max_batch: int = 8
     queue_delay_us: int = 500  # Triton waits at most this long to fill a batch
-    extra: dict = field(default_factory=dict)
 
 
 def check_exposure(host: str, token: str, tls_cert: str, tls_key: str) -> None:
@@ -150,15 +149,21 @@ def _tensor(t):
     return Tensor(name=t.name, dtype=t.np_dtype, shape=tuple(t.shape))
 
 
-def start_triton(served: list[ServedModel], opts: ServeOptions, workspace: str | None = None):
-    """Start Triton with `served` bound and return the pytriton `Triton` (call `.serve()` or `.stop()`)."""
+def require_pytriton() -> None:
     try:
-        from pytriton.decorators import batch
-        from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-        from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
+        import pytriton.triton  # noqa: F401
     except ImportError as exc:
         raise LivecamError(f"livecam serve needs Triton (nvidia-pytriton): {exc}",
                            'pip install -e ".[serve]" (Linux x86-64; the wheel bundles the Triton server)') from exc
+
+
+def start_triton(served: list[ServedModel], opts: ServeOptions, workspace: str | None = None):
+    """Start Triton with `served` bound and return the pytriton `Triton` (call `.serve()` or `.stop()`)."""
+    require_pytriton()
+    from pytriton.decorators import batch
+    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+    from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
+
     check_exposure(opts.host, opts.token, opts.tls_cert, opts.tls_key)
     python_libdir_env()
     cfg = dict(grpc_address=opts.host, grpc_port=opts.port, http_address="127.0.0.1", http_port=free_port(),
@@ -166,7 +171,6 @@ def start_triton(served: list[ServedModel], opts: ServeOptions, workspace: str |
                log_verbose=0)
     if opts.tls_cert:
         cfg.update(grpc_use_ssl=True, grpc_server_cert=opts.tls_cert, grpc_server_key=opts.tls_key)
-    cfg.update(opts.extra)
     security = TritonSecurityConfig(access_token=opts.token, restricted_endpoints=list(TOKEN_ENDPOINTS)) \
         if opts.token else None
     triton = Triton(config=TritonConfig(**cfg), workspace=workspace, security_config=security)
@@ -215,6 +219,7 @@ def cmd_serve(args) -> int:
     opts = ServeOptions(models=names, host=args.host, port=args.port, token=token, tls_cert=args.tls_cert or "",
                         tls_key=args.tls_key or "", max_batch=args.max_batch, queue_delay_us=args.queue_delay_us)
     check_exposure(opts.host, opts.token, opts.tls_cert, opts.tls_key)  # before any model loads
+    require_pytriton()
     # The server runs the models itself: never forward them to another server.
     loader = ModelLoader(dataclasses.replace(settings.runtime, remote=""), models_dir=args.models_dir)
     served = load_models(loader, names)
