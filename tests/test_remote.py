@@ -454,3 +454,49 @@ def test_exported_models_run_the_wire_contract_batched(exported):
     payload = json.loads(info.run(["info"], {"query": np.zeros(1, np.uint8)})[0][0])
     assert payload["wire"] == WIRE_VERSION
     assert {n: m["sha256"] for n, m in payload["models"].items()} == {n: loader.sha256(n) for n in EXPORTED}
+
+
+def test_live_loop_keeps_capturing_and_sending_while_the_server_hangs(server, standins_dir, footage):
+    """The round trip never stalls capture or the output: with the server hung, the camera is still read at
+    its rate and the virtual camera still gets frames at the output rate (the process thread waits at most
+    a deadline per frame, then not at all)."""
+    import signal
+    import types
+
+    from livecam.commands import build_runtime
+    from livecam.io.sinks import NullSink
+    from livecam.io.sources import ImageSource
+    from livecam.live import LiveSession
+    from livecam.pipeline import Pipeline
+    from livecam.settings import Settings
+
+    face = footage("single_face.jpg")
+    srv = server  # the module's server: resumed (SIGCONT) at the end, whatever happens
+    try:
+        settings = Settings().with_changes({"runtime.remote": srv.url, "runtime.remote_deadline_ms": 100,
+                                            "output.width": 640, "output.height": 360})
+        loader, bank = build_runtime(types.SimpleNamespace(models_dir=str(standins_dir), source=str(face)),
+                                     settings)
+        session = LiveSession(settings, ImageSource(face, fps=30.0), NullSink(), bank, loader,
+                              pipeline=Pipeline(loader, settings, bank)).start()
+        try:
+            end = time.monotonic() + 60
+            while (session.stats.snapshot().remote_rtt_ms.get("calls", 0) < 5) and time.monotonic() < end:
+                time.sleep(0.1)
+            before = session.stats.snapshot()
+            assert before.remote_rtt_ms.get("calls", 0) >= 5, "no remote swap in the live loop"
+            os.killpg(srv.proc.pid, signal.SIGSTOP)
+            t0 = time.monotonic()
+            time.sleep(3.0)
+            after = session.stats.snapshot()
+            elapsed = time.monotonic() - t0
+            assert session.running
+            # generous: half the nominal 30 fps on a loaded machine; a stalled loop would give ~0
+            assert after.frames_in - before.frames_in >= 15 * elapsed
+            assert after.frames_out - before.frames_out >= 15 * elapsed
+            assert after.remote_rtt_ms["failed"] > before.remote_rtt_ms.get("failed", 0)
+            assert after.stage_errors > before.stage_errors  # the frames went through unswapped, counted
+        finally:
+            assert session.stop(timeout=2.0)
+    finally:
+        os.killpg(srv.proc.pid, signal.SIGCONT)

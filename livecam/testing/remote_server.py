@@ -94,6 +94,7 @@ class ServerProcess:
             return
         if self.proc.poll() is None:
             try:
+                os.killpg(self.proc.pid, signal.SIGCONT)  # a stopped (hung) server must run to exit cleanly
                 os.kill(self.proc.pid, signal.SIGINT)
                 self.proc.wait(timeout)
             except (ProcessLookupError, subprocess.TimeoutExpired):
