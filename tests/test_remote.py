@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from livecam.remote.wire import (
+    TOKEN_HEADER,
     U8_NORMS,
     RemoteContractError,
     RemoteUnavailable,
@@ -30,12 +31,14 @@ from livecam.remote.wire import (
 from livecam.testing.remote_server import ServerProcess
 
 SWAPPER = "hyperswap_1a_256"  # the default swapper: 256² crops, UINT8 target + FP16 latent on the wire
+TOKEN = "module-token"
 
 
 @pytest.fixture(scope="module")
 def server(standins_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with ServerProcess(standins_dir, [SWAPPER, "inswapper_128"], log_path=log) as srv:
+    with ServerProcess(standins_dir, [SWAPPER, "inswapper_128"], log_path=log,
+                       extra_args=["--token", TOKEN]) as srv:  # the token also opens Triton's statistics
         yield srv
 
 
@@ -155,7 +158,7 @@ def test_bench_remote_equals_local_on_the_selfie_clip(server, standins_dir, foot
     frames = 40
     local, local_frames = _bench(tmp_path, "local", clip, face, standins_dir, frames)
     remote, remote_frames = _bench(tmp_path, "remote", clip, face, standins_dir, frames,
-                                   "--set", f"runtime.remote={server.url}",
+                                   "--set", f"runtime.remote={server.url}", "--set", f"runtime.remote_token={TOKEN}",
                                    "--set", "runtime.remote_deadline_ms=20000")  # equality, not speed, here
     assert remote["providers"][SWAPPER] == "remote:cpu" and local["providers"][SWAPPER] == "cpu"
     assert remote["frames"] == local["frames"] == frames == len(remote_frames) == len(local_frames)
@@ -175,7 +178,7 @@ def test_remote_session_contract_and_calls(server, standins_dir):
     from livecam.inference.models import ModelLoader
     from livecam.settings import RuntimeSettings
 
-    rt = RuntimeSettings(remote=server.url, remote_deadline_ms=20000)
+    rt = RuntimeSettings(remote=server.url, remote_token=TOKEN, remote_deadline_ms=20000)
     remote = ModelLoader(rt, models_dir=standins_dir).session("inswapper_128")
     local = ModelLoader(RuntimeSettings(), models_dir=standins_dir).session("inswapper_128")
     assert remote.provider == "remote:cpu" and remote.input_names == ["target", "source"]
@@ -186,6 +189,46 @@ def test_remote_session_contract_and_calls(server, standins_dir):
     assert a.dtype == np.float32 and a.shape == b.shape == (1, 3, 128, 128)
     assert np.abs(a - b).max() * 255 < 0.13  # FP16 on the way back: < 0.13 of a level
     remote.close()
+
+
+def test_concurrent_clients_share_the_server_through_dynamic_batching(server, standins_dir):
+    """Several clients at once: Triton batches their requests (fewer executions than inferences) and each
+    client gets its own crop back."""
+    import threading
+
+    import tritonclient.grpc as grpcclient
+
+    from livecam.inference.models import ModelLoader
+    from livecam.settings import RuntimeSettings
+
+    rt = RuntimeSettings(remote=server.url, remote_token=TOKEN, remote_deadline_ms=20000)
+    sessions = [ModelLoader(rt, models_dir=standins_dir).session("inswapper_128") for _ in range(4)]
+    stats = grpcclient.InferenceServerClient(server.url.split("//")[1])
+    headers = {TOKEN_HEADER: TOKEN}
+    before = stats.get_inference_statistics("inswapper_128", headers=headers, as_json=True)["model_stats"][0]
+    errors: list[str] = []
+
+    def client(k: int, sess) -> None:
+        rng = np.random.default_rng(k)
+        for _ in range(15):
+            crop = rng.integers(0, 256, (1, 3, 128, 128)).astype(np.float32) / 255.0
+            out = sess.run({"target": crop, "source": np.zeros((1, 512), np.float32)})[0]
+            if np.abs(out - crop).max() > 1e-3:  # identity stand-in: its own crop, FP16-rounded
+                errors.append(f"client {k} got another crop back")
+
+    threads = [threading.Thread(target=client, args=(k, s)) for k, s in enumerate(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    after = stats.get_inference_statistics("inswapper_128", headers=headers, as_json=True)["model_stats"][0]
+    stats.close()
+    for sess in sessions:
+        sess.close()
+    assert not errors
+    inferences = int(after["inference_count"]) - int(before.get("inference_count", 0))
+    executions = int(after["execution_count"]) - int(before.get("execution_count", 0))
+    assert inferences == 60 and executions < inferences  # some requests ran together in one batch
 
 
 def _self_signed(tmp_path) -> tuple[Path, Path]:
@@ -474,6 +517,7 @@ def test_live_loop_keeps_capturing_and_sending_while_the_server_hangs(server, st
     srv = server  # the module's server: resumed (SIGCONT) at the end, whatever happens
     try:
         settings = Settings().with_changes({"runtime.remote": srv.url, "runtime.remote_deadline_ms": 100,
+                                            "runtime.remote_token": TOKEN,
                                             "output.width": 640, "output.height": 360})
         loader, bank = build_runtime(types.SimpleNamespace(models_dir=str(standins_dir), source=str(face)),
                                      settings)
