@@ -176,7 +176,7 @@ class Stats:
         self._fps_hist: collections.deque[float] = collections.deque(maxlen=history)
         self._lat_hist: collections.deque[float] = collections.deque(maxlen=history)
         self._log: collections.deque[str] = collections.deque(maxlen=log_lines)
-        from livecam.remote.rtt import ROUND_TRIPS  # light (no client import); remote calls of this session on
+        from livecam.remote.rtt import ROUND_TRIPS  # light (no client import): count this session's calls only
 
         self._rtt_mark = ROUND_TRIPS.mark()
 

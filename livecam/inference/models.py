@@ -102,7 +102,7 @@ class ModelLoader:
 
     def _is_remote(self, name: str) -> bool:
         """`runtime.remote` is set and `name` is one of `runtime.remote_models`."""
-        return bool(getattr(self.runtime, "remote", "")) and name in getattr(self.runtime, "remote_models", ())
+        return bool(self.runtime.remote) and name in self.runtime.remote_models
 
     def providers(self) -> dict[str, str]:
         """{model: provider it actually runs on} for every session made so far."""
