@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,11 @@ def python_libdir_env() -> None:
     Only the child processes read it (the dynamic loader reads it at exec).
     """
     libdir = sysconfig.get_config_var("LIBDIR") or ""
-    if not libdir or not Path(libdir).is_dir():
+    ldlib = sysconfig.get_config_var("LDLIBRARY") or ""
+    if not libdir or not (Path(libdir) / ldlib).is_file() or not ldlib.endswith(".so"):
+        log.warning("this Python (%s) has no shared libpython in %s: Triton's Python-backend stub will load the "
+                    "system's, which fails at start-up unless it is the same version; use a Python built with "
+                    "--enable-shared (pyenv: PYTHON_CONFIGURE_OPTS=--enable-shared)", sys.executable, libdir or "?")
         return
     parts = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p]
     if libdir not in parts:
