@@ -125,6 +125,20 @@ def test_round_trips_reach_stats_tui_and_plain_mode_scoped_to_the_session():
     assert "remote p50 12.0 p95 28.2 ms failed 1" in format_stats(snap)
 
 
+def test_server_process_gets_this_pythons_libpython_first(monkeypatch):
+    """The known pitfall: the Python-backend stub must load this interpreter's libpython, not the system's."""
+    import sysconfig
+
+    from livecam.remote.server import python_libdir_env
+
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/opt/other:/usr/lib")
+    python_libdir_env()
+    python_libdir_env()  # idempotent
+    libdir = sysconfig.get_config_var("LIBDIR")
+    assert os.environ["LD_LIBRARY_PATH"] == f"{libdir}:/opt/other:/usr/lib"
+    assert (Path(libdir) / sysconfig.get_config_var("LDLIBRARY")).is_file()
+
+
 # -- not open by default ------------------------------------------------------------------------------
 def test_wide_bind_is_refused_without_tls_or_token(standins_dir, capsys):
     from livecam.cli import main
