@@ -177,14 +177,11 @@ def test_bench_remote_equals_local_on_the_selfie_clip(server, standins_dir, foot
     assert remote["providers"][SWAPPER] == "remote:cpu" and local["providers"][SWAPPER] == "cpu"
     assert remote["frames"] == local["frames"] == frames == len(remote_frames) == len(local_frames)
     assert remote["stage_errors"] == 0 and local["stage_errors"] == 0
-    rtt = remote["remote_rtt_ms"]
-    swapped = sum(1 for _ in remote_frames)  # one face per frame in this clip
-    assert rtt["calls"] >= swapped * 0.9 and rtt["failed"] == 0 and rtt["p95"] >= rtt["p50"] > 0
+    rtt = remote["remote_rtt_ms"]  # one face in (nearly) every frame of this clip: one remote call each
+    assert rtt["calls"] >= 0.9 * frames and rtt["failed"] == 0 and rtt["p95"] >= rtt["p50"] > 0
     assert local["remote_rtt_ms"] == {"p50": 0.0, "p95": 0.0, "calls": 0, "failed": 0}
     worst = max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(local_frames, remote_frames))
     assert worst <= 1
-    # the swap really ran remotely on the face (not a pass-through): frames differ from the clip somewhere
-    assert remote["stage_ms"]["swap"]["p50"] > 0
 
 
 def test_remote_session_contract_and_calls(server, standins_dir):
