@@ -6,7 +6,8 @@ thread (no hand-offs, so nothing is dropped), and writes (ARCHITECTURE.md,
 
 - JSON: frames, fps, host_ms{p50,p95}, infer_ms{p50,p95}, stage_ms{<stage>{p50,p95}},
   detector_calls, latency_ms{p50,p95} (frame read → frame written), providers,
-  dropped, guard_rejects (plus stage_errors, input, size);
+  dropped, guard_rejects (plus stage_errors, input, size, and remote_rtt_ms{p50,p95,calls,failed}:
+  the round trip of each remote model call, i.e. per face for a swapper, with `runtime.remote`);
 - tracks JSONL, one line a frame: {"frame", "faces": [{"track", "bbox", "kps5",
   "detected", "score"}]} in frame pixels;
 - output frames as lossless PNG `000000.png`, ...
@@ -54,6 +55,9 @@ def run_bench(input_path: str, pipeline, settings, *, frames: int | None = None,
     controls = controls or Controls(settings)
     sink = FramesDirSink(output_frames).open() if output_frames else None
     tracks = open(tracks_out, "w", encoding="utf-8") if tracks_out else None  # noqa: SIM115
+    from livecam.remote.rtt import ROUND_TRIPS, summarize
+
+    rtt_mark = ROUND_TRIPS.mark()
     host, infer, latency = [], [], []
     stages: dict[str, list[float]] = {}
     detector_calls = guard_rejects = stage_errors = 0
@@ -125,6 +129,7 @@ def run_bench(input_path: str, pipeline, settings, *, frames: int | None = None,
         "stage_errors": stage_errors,
         "input": str(path),
         "size": list(size) if size else None,
+        "remote_rtt_ms": summarize(*ROUND_TRIPS.since(rtt_mark)),
     }
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "livecam.inference.cli",  # models, engines
     "livecam.face.cli",  # faces
     "livecam.profiles",  # profiles
+    "livecam.remote.cli",  # serve
 )
 
 

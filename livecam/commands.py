@@ -125,6 +125,8 @@ def format_stats(snap) -> str:
         f"host p50 {snap.host_ms['p50']:.1f} p95 {snap.host_ms['p95']:.1f} ms | faces {snap.faces} | "
         f"det {snap.detector_calls} drop {snap.dropped} guard {snap.guard_rejects} err {snap.stage_errors} | "
         f"{snap.camera}" + (f" | {snap.loading}" if snap.loading else "") + (f" | {stages}" if stages else "")
+        + (f" | remote p50 {snap.remote_rtt_ms['p50']:.1f} p95 {snap.remote_rtt_ms['p95']:.1f} ms "
+           f"failed {snap.remote_rtt_ms['failed']}" if snap.remote_rtt_ms else "")
     )
 
 

@@ -157,6 +157,7 @@ class StatsSnapshot:
     fps_history: list[float] = field(default_factory=list)
     latency_history: list[float] = field(default_factory=list)
     log: list[str] = field(default_factory=list)  # most recent warnings, newest last
+    remote_rtt_ms: dict = field(default_factory=dict)  # remote model round trips {p50, p95, calls, failed}; {} = none
 
 
 class Stats:
@@ -175,6 +176,9 @@ class Stats:
         self._fps_hist: collections.deque[float] = collections.deque(maxlen=history)
         self._lat_hist: collections.deque[float] = collections.deque(maxlen=history)
         self._log: collections.deque[str] = collections.deque(maxlen=log_lines)
+        from livecam.remote.rtt import ROUND_TRIPS  # light (no client import): count this session's calls only
+
+        self._rtt_mark = ROUND_TRIPS.mark()
 
     # -- writers (loop threads) ----------------------------------------------
     def frame_in(self) -> None:
@@ -240,4 +244,7 @@ class Stats:
         snap.latency_ms = percentiles(latency)
         snap.host_ms = percentiles(host)
         snap.stage_ms = {k: percentiles(v) for k, v in stages.items()}
+        from livecam.remote.rtt import ROUND_TRIPS
+
+        snap.remote_rtt_ms = ROUND_TRIPS.summary(since=self._rtt_mark)
         return snap

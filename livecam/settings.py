@@ -55,6 +55,9 @@ SELECTOR_MODES = ("one", "many", "reference")
 PROVIDERS = ("auto", "tensorrt", "ort-tensorrt", "cuda", "cpu")
 ARRAY_BACKENDS = ("auto", "cpu", "gpu")
 BLEND_MODES = ("feather", "pyramid")
+# Models that can run on a remote Triton server (runtime.remote): the per-face crop models.
+REMOTE_MODELS = SWAPPER_MODELS + ("xseg_1", "xseg_2", "xseg_3", "bisenet_resnet_34", "bisenet_resnet_18",
+                                  "arcface_w600k_r50")
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,14 @@ class RuntimeSettings:
     engine_cache: str = _f("", "str", "TensorRT engine cache dir; empty = user cache dir")
     ops: str = _f("auto", "str", "array backend for warps/masks/blends: gpu (CuPy) when available, or force one",
                   choices=ARRAY_BACKENDS)
+    remote: str = _f("", "str", "run remote_models on a Triton server (`livecam serve`): grpc://HOST:PORT, "
+                                "grpcs:// for TLS; empty = all local")
+    remote_models: list = _f(list(SWAPPER_MODELS), "list", "models sent to runtime.remote (the rest run here)",
+                             choices=REMOTE_MODELS)
+    remote_deadline_ms: int = _f(66, "int", "per-call deadline for remote models (ms, ~2 frame intervals); "
+                                            "a late frame passes through", min=5, max=60000)
+    remote_token: str = _f("", "str", "access token of the remote server (or env LIVECAM_REMOTE_TOKEN)")
+    remote_ca: str = _f("", "str", "CA certificate (PEM) for a grpcs:// server; empty = system roots")
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,13 @@ class ModelLoader:
                 cached = self._cached(key)
                 if cached is not None:
                     return cached
+            if self._is_remote(name):  # issue 14: this model's calls go to the Triton server
+                from livecam.remote.client import remote_session
+
+                sess = remote_session(self, name)
+                with self._lock:
+                    self._sessions[key] = sess
+                return sess
             path = self.path(name)
             sha = (self.store.records.checked(path) or {}).get("sha256", "")
             check_contract(spec, path)  # a different model under this name fails here, not every frame
@@ -142,6 +149,10 @@ class ModelLoader:
         """The cached sessions, as "name:fp16" / "name:fp32"."""
         with self._lock:
             return [f"{n}:{'fp16' if h else 'fp32'}" for (n, h, _) in self._sessions]
+
+    def _is_remote(self, name: str) -> bool:
+        """`runtime.remote` is set and `name` is one of `runtime.remote_models`."""
+        return bool(self.runtime.remote) and name in self.runtime.remote_models
 
     def providers(self) -> dict[str, str]:
         """{model: provider it actually runs on} for every session made so far."""

@@ -232,8 +232,11 @@ def _swapper(path: Path, name: str, size: int, swapper: str, hyper: bool, fp16: 
     if hyper:
         inputs = inputs[::-1]  # hyperswap exports source first
         r2 = _ellipse_r2(g, size, size, 0.42, 0.46, 2, 3, 4)
-        g.op("Clip", [g.op("Mul", [g.op("Sub", [g.const(1.0), r2]), g.const(8.0)]), g.const(0.0), g.const(1.0)],
-             out="mask")
+        ellipse = g.op("Clip", [g.op("Mul", [g.op("Sub", [g.const(1.0), r2]), g.const(8.0)]), g.const(0.0),
+                                g.const(1.0)])
+        # + 0 x mean(target): the mask follows the input's batch like the real model's (Triton batching)
+        zero = g.op("Mul", [g.op("ReduceMean", ["target"], axes=[1, 2, 3], keepdims=1), g.const(0.0)])
+        g.op("Add", [ellipse, zero], out="mask")
         outputs.append(_vi("mask", [1, 1, size, size]))
     else:
         q, _ = np.linalg.qr(_rng("emap").standard_normal((512, 512)))

@@ -41,6 +41,13 @@ def stats_text(snap: StatsSnapshot) -> Text:
         text.append(f"{name} ", style="bold")
         bad = value and name in ("guard", "err")
         text.append(str(value), style="bold red" if bad else "")
+    rtt = snap.remote_rtt_ms
+    if rtt:  # only with runtime.remote: the round trip of each remote call (per face for the swapper)
+        text.append("\n")
+        text.append("remote ", style="bold")
+        text.append(f"{rtt.get('p50', 0):.1f}/{rtt.get('p95', 0):.1f} ms")
+        text.append("  failed ", style="bold")
+        text.append(str(rtt.get("failed", 0)), style="bold red" if rtt.get("failed") else "")
     return text
 
 
