@@ -17,6 +17,7 @@ from livecam.errors import LivecamError
 # Modules that add subcommands, in help order.
 COMMAND_MODULES = (
     "livecam.commands",  # run, bench, doctor
+    "livecam.demo",  # demo
     "livecam.inference.cli",  # models, engines
     "livecam.face.cli",  # faces
     "livecam.profiles",  # profiles

@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--input", metavar="VIDEO", help="use a video file (or image) instead of the webcam")
     p.add_argument("--sink", default="vcam", metavar="SPEC",
                    help="vcam (default), vcam:/dev/videoN, file:PATH, frames:DIR, preview, null")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --sink frames:DIR: replace the frames of a folder that is not empty")
     p.add_argument("--fit", choices=("contain", "cover"), default="contain",
                    help="fit the frame into the output size: letterbox (contain) or crop to fill (cover)")
     p.add_argument("--no-tui", action="store_true", help="no terminal UI: log stats to stderr")
@@ -168,6 +170,14 @@ class KeyWatcher:
             self._saved = None
 
 
+def _say(text: str, stream) -> None:
+    """Print a status line; after SIGHUP the terminal is gone and writing to it fails (EIO)."""
+    try:
+        print(text, file=stream, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def run_plain(session, *, duration: float | None = None, stats_every: float = 5.0, stream=None) -> int:
     """Run until the session ends, Ctrl-C, `q`, or `duration`; print stats to stderr."""
     stream = stream or sys.stderr
@@ -186,7 +196,7 @@ def run_plain(session, *, duration: float | None = None, stats_every: float = 5.
             if end is not None and now >= end:
                 break
             if now >= next_print:
-                print(format_stats(session.stats.snapshot()), file=stream, flush=True)
+                _say(format_stats(session.stats.snapshot()), stream)
                 next_print = now + stats_every
     except KeyboardInterrupt:
         pass
@@ -194,9 +204,9 @@ def run_plain(session, *, duration: float | None = None, stats_every: float = 5.
         watcher.close()
         t0 = time.monotonic()
         clean = session.stop(timeout=1.0)
-        print(f"stopped in {time.monotonic() - t0:.2f} s" + ("" if clean else " (a device did not release)"),
-              file=stream, flush=True)
-        print(format_stats(session.stats.snapshot()), file=stream, flush=True)
+        _say(f"stopped in {time.monotonic() - t0:.2f} s" + ("" if clean else " (a device did not release)"), stream)
+        _say(f"output: {session.sink.describe()}, {session.sink.frames_sent} frames", stream)
+        _say(format_stats(session.stats.snapshot()), stream)
     if session.error is not None:
         from livecam.errors import LivecamError
 
@@ -206,17 +216,63 @@ def run_plain(session, *, duration: float | None = None, stats_every: float = 5.
     return 0
 
 
+class StopRequest:
+    """What SIGTERM/SIGHUP do during `run`: the same as Ctrl-C at that moment.
+
+    Before the session runs, setup is interrupted (KeyboardInterrupt; what was opened is
+    closed). While it runs, `target()` asks the loop to end (plain mode: the session; TUI: the
+    app), and the normal stop joins the threads and finalises the sink.
+    """
+
+    def __init__(self) -> None:
+        self.target = None
+        self.signal: str | None = None
+
+    def __call__(self, name: str) -> None:
+        self.signal = name
+        if self.target is None:
+            raise KeyboardInterrupt
+        self.target()
+
+
+def _exit_app_soon(app) -> None:
+    """Called from a signal handler on the app's (main) thread: schedule the exit on its loop."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop().call_soon_threadsafe(app.exit, 0)
+    except RuntimeError:  # the app's loop is not running (not started yet, or ending)
+        app.exit(0)
+
+
 def cmd_run(args) -> int:
     from livecam.io.sinks import open_sink
     from livecam.io.sources import open_source
-    from livecam.live import LiveSession
 
     settings = load_settings(args)
-    # Output first: a missing virtual camera is reported before any model loads (< 5 s).
-    sink = open_sink(args.sink, settings, fit=args.fit)
-    sink.open()
+    sink = open_sink(args.sink, settings, fit=args.fit, overwrite=args.overwrite)
+    source = open_source(args.input, settings, loop=not args.once, paced=True)
+    return run_session(args, settings, source, sink)
+
+
+def run_session(args, settings, source, sink) -> int:
+    """Open `sink` then `source`, load the models, run the live loop (TUI or plain) until it
+    ends, and stop it. SIGTERM/SIGHUP act like Ctrl-C throughout (`StopRequest`)."""
+    from livecam.live import stop_on_signals
+
+    stop = StopRequest()
+    with stop_on_signals(stop):
+        return _run(args, settings, source, sink, stop)
+
+
+def _run(args, settings, source, sink, stop: StopRequest) -> int:
+    from livecam.live import LiveSession
+
+    # Output first: a missing virtual camera or an unwritable file is reported before any
+    # model loads (< 5 s) and before the loop starts.
+    if not sink.is_open:
+        sink.open()
     try:
-        source = open_source(args.input, settings, loop=not args.once, paced=True)
         source.open()
         try:
             loader, bank = build_runtime(args, settings, always_bank=True)
@@ -225,6 +281,7 @@ def cmd_run(args) -> int:
             pipeline = Pipeline(loader, settings, bank)
             session = LiveSession(settings, source, sink, bank, loader, pipeline=pipeline)
             session.start()
+            stop.target = session.request_stop  # from here a stop signal ends the loop, not setup
         except BaseException:
             source.close()
             raise
@@ -243,12 +300,20 @@ def cmd_run(args) -> int:
             root = logging.getLogger()
             saved = root.handlers[:]
             root.handlers = [StatsLogHandler(session.stats)]  # stderr would tear the TUI
+
+            def on_app(app) -> None:
+                stop.target = lambda: (session.request_stop(), _exit_app_soon(app))
+
             try:
-                return int(run_tui(session, profile_name=args.profile or "default") or 0)
+                return int(run_tui(session, profile_name=getattr(args, "profile", None) or "default",
+                                   on_app=on_app) or 0)
             finally:
                 root.handlers = saved
                 session.stop(timeout=1.0)
-    return run_plain(session, duration=args.duration, stats_every=args.stats_every)
+    code = run_plain(session, duration=args.duration, stats_every=args.stats_every)
+    if stop.signal:
+        _say(f"livecam: stopped by {stop.signal}", sys.stderr)
+    return code
 
 
 def cmd_bench(args) -> int:

@@ -308,12 +308,15 @@ class LivecamApp(App[int]):
         return (shipped_profiles_dir() / f"{name}.toml").is_file()
 
 
-def run_tui(session: SessionLike, **kwargs) -> int:
+def run_tui(session: SessionLike, *, on_app=None, **kwargs) -> int:
     """Run the UI over `session` (already started) until quit; returns the exit code.
 
-    The caller owns the session: it starts it before and stops it after.
+    The caller owns the session: it starts it before and stops it after. `on_app(app)` is
+    called before the app runs (the CLI uses it to let SIGTERM/SIGHUP quit the app).
     """
     app = LivecamApp(session, **kwargs)
+    if on_app is not None:
+        on_app(app)
     result = app.run()
     if app.return_code not in (None, 0):
         return int(app.return_code)
