@@ -28,10 +28,10 @@ def cli(argv):
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory, astronaut):
-    from livecam.soak import make_test_video
+    from livecam.demo import write_demo_video
 
     d = tmp_path_factory.mktemp("run")
-    video = make_test_video(d / "scene.avi", frames=60, size=(640, 360), face=astronaut)
+    video = write_demo_video(d / "scene.avi", frames=60, size=(640, 360), face=astronaut)
     face = d / "astronaut.png"
     cv2.imwrite(str(face), astronaut)
     return video, face
@@ -108,7 +108,7 @@ def test_run_frames_sink_writes_swapped_frames(scene, tint_standins_dir, tmp_pat
 
 def test_paced_file_latency_within_two_intervals_plus_processing(scene, standins_dir, astronaut):
     """The CI version of the 2-minute measurement: 12 s of a paced 30 fps file on the real pipeline."""
-    from livecam.soak import build_session
+    from benchmarks.soak import build_session
 
     video, face = scene
     session = build_session(str(video), str(standins_dir), str(face), [])

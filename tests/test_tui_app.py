@@ -11,7 +11,7 @@ from livecam.paths import user_profiles_dir
 from livecam.profiles import load_profile, save_profile
 from livecam.settings import Settings
 from livecam.tui.app import LivecamApp
-from livecam.tui.demo import DemoSession
+from benchmarks.tui_demo import DemoSession
 from livecam.tui.faces import FacesPanel
 from livecam.tui.log import LogPane
 from livecam.tui.models import ModelPanel

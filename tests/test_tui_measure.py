@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from livecam.tui import measure
+from benchmarks import tui_measure as measure
 
 
 def test_paired_measurement_on_the_demo_loop(tmp_path, capsys):
