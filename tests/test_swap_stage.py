@@ -183,7 +183,7 @@ def test_model_switch_in_background_never_stalls(identity_dir, astronaut):
     t0 = time.perf_counter()
     for _ in range(3):  # the new model is requested by the settings; frames keep coming
         stage.process(astronaut, [_face(ASTRO_KPS5)], src, new, StageTimes())
-    assert time.perf_counter() - t0 < 5
+    assert time.perf_counter() - t0 < 8  # frames did not wait for the load (the gate holds it 10 s)
     assert stage.loading == "inswapper_128" and stage.active_model == "hyperswap_1a_256"
     gate.set()
     stage.wait_idle()
