@@ -245,6 +245,12 @@ def _exit_app_soon(app) -> None:
         app.exit(0)
 
 
+def _no_gpu_note(settings) -> str | None:
+    from livecam.doctor import no_gpu_note
+
+    return no_gpu_note(settings)
+
+
 def cmd_run(args) -> int:
     from livecam.io.sinks import open_sink
     from livecam.io.sources import open_source
@@ -265,7 +271,38 @@ def run_session(args, settings, source, sink) -> int:
         return _run(args, settings, source, sink, stop)
 
 
+def missing_models(settings, models_dir: str | None = None) -> list[str]:
+    """The models the settings need that are neither in --models-dir nor in the cache."""
+    from livecam.doctor import required_models
+    from livecam.inference.store import ModelStore
+
+    store = ModelStore(models_dir=models_dir)
+    return [name for name in required_models(settings) if store.status(name)[0] == "missing"]
+
+
+def all_missing_error(exc, settings, args):
+    """One error naming every missing model and one pull command, instead of one per run."""
+    import re
+
+    from livecam.errors import ModelError
+
+    try:
+        missing = missing_models(settings, getattr(args, "models_dir", None))
+    except Exception:  # noqa: BLE001 - keep the original error
+        return exc
+    if len(missing) < 2:
+        return exc
+    why = re.search(r"\((hub unreachable[^)]*)\)", exc.message)
+    profile = getattr(args, "profile", None) or "default"
+    return ModelError(
+        f"{len(missing)} models the '{profile}' profile needs are missing: {', '.join(missing)}"
+        + (f" ({why.group(1)})" if why else ""),
+        f"livecam models pull --profile {profile}   (fetches all of them; on an offline machine run it "
+        f"elsewhere with --models-dir DIR, copy DIR here and run with --models-dir DIR)")
+
+
 def _run(args, settings, source, sink, stop: StopRequest) -> int:
+    from livecam.errors import ModelError
     from livecam.live import LiveSession
 
     # Output first: a missing virtual camera or an unwritable file is reported before any
@@ -275,10 +312,19 @@ def _run(args, settings, source, sink, stop: StopRequest) -> int:
     try:
         source.open()
         try:
-            loader, bank = build_runtime(args, settings, always_bank=True)
-            from livecam.pipeline import Pipeline
+            note = _no_gpu_note(settings)
+            if note:
+                print(f"livecam: {note}", file=sys.stderr, flush=True)
+            try:
+                loader, bank = build_runtime(args, settings, always_bank=True)
+                from livecam.pipeline import Pipeline
 
-            pipeline = Pipeline(loader, settings, bank)
+                pipeline = Pipeline(loader, settings, bank)
+            except ModelError as exc:
+                raise all_missing_error(exc, settings, args) from exc
+            if bank is None or not bank.faces:
+                print("livecam: no source face (--source): nothing is swapped until you add one "
+                      "(in the TUI: type an image path in 'add a face')", file=sys.stderr, flush=True)
             session = LiveSession(settings, source, sink, bank, loader, pipeline=pipeline)
             session.start()
             stop.target = session.request_stop  # from here a stop signal ends the loop, not setup

@@ -84,10 +84,13 @@ class ModelLoader:
                 path = _dynamic_copy(path, sha)
             shapes = _static_shapes(spec)
             sess, attempts = self._runtime.create(name, path, sha, fp16=key[1], shapes=shapes)
-            for a in attempts:
-                if not a.ok:
-                    log.info("model %s: %s skipped: %s", name, a.provider, a.reason)
-            log.info("model %s runs on %s", name, sess.provider)
+            # One line per model; why each rung above was skipped only with -v (debug).
+            skipped = [a for a in attempts if not a.ok]
+            for a in skipped:
+                log.debug("model %s: %s skipped: %s", name, a.provider, a.reason)
+            log.info("model %s runs on %s%s", name, sess.provider,
+                     f" ({', '.join(dict.fromkeys(a.provider for a in skipped))} unavailable; -v for why)"
+                     if skipped else "")
             with self._lock:
                 self._sessions[key] = sess
                 self._attempts[name] = attempts
