@@ -119,26 +119,38 @@ def draw_card(frame: np.ndarray | None, text: str, size: tuple[int, int] = (1280
 STOP_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
+STUCK_STOP_S = 5.0  # a repeat of the signal this long after the first kills (a stop that hangs)
+
+
 @contextlib.contextmanager
 def stop_on_signals(on_signal):
-    """While inside: SIGTERM/SIGHUP call `on_signal(name)` instead of killing the process.
+    """While inside: SIGTERM/SIGHUP call `on_signal(name)` once instead of killing the process.
 
-    A second signal of the same kind restores the default action, so a stuck stop can still be
-    killed. Only the main thread can install handlers; elsewhere this does nothing.
+    Repeats within STUCK_STOP_S are ignored (closing a terminal can deliver SIGHUP twice: from
+    the kernel and from the shell); a repeat after that takes the default action, so a stop
+    that hangs can still be killed. A signal that is ignored (`nohup`) stays ignored. Only the
+    main thread can install handlers; elsewhere this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     saved: dict[int, object] = {}
+    first: dict[int, float] = {}
 
     def handle(signum, _frame):
-        signal.signal(signum, saved.get(signum, signal.SIG_DFL))
-        on_signal(signal.Signals(signum).name)
+        now = time.monotonic()
+        if signum not in first:
+            first[signum] = now
+            on_signal(signal.Signals(signum).name)
+        elif now - first[signum] > STUCK_STOP_S:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
 
     for name in STOP_SIGNALS:
         sig = getattr(signal, name, None)  # Windows has no SIGHUP
-        if sig is not None:
-            saved[sig] = signal.signal(sig, handle)
+        if sig is None or signal.getsignal(sig) is signal.SIG_IGN:
+            continue
+        saved[sig] = signal.signal(sig, handle)
     try:
         yield
     finally:

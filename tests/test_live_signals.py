@@ -78,16 +78,27 @@ def test_kill_leaves_a_playable_recording(clip, standins_dir, tmp_path, sig):
     assert _count_frames(out) == sent  # playable (has its index) and holds every frame sent
 
 
-def test_stop_on_signals_calls_back_and_restores(monkeypatch):
+def test_stop_on_signals_calls_back_once_and_restores(monkeypatch):
     seen = []
     before = signal.getsignal(signal.SIGTERM)
     with stop_on_signals(seen.append):
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(0.05)  # the handler runs on the main thread between bytecodes
+        os.kill(os.getpid(), signal.SIGTERM)  # a repeat (the shell after the kernel): ignored
+        time.sleep(0.05)
         assert seen == ["SIGTERM"]
-        # a second SIGTERM would now kill the process (default action): a stuck stop stays killable
-        assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, before)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_signal_ignored_by_nohup_stays_ignored():
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_on_signals(lambda name: pytest.fail(f"{name} should stay ignored")):
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.05)
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 def test_file_sink_on_unwritable_path_fails_at_open(tmp_path):
