@@ -45,6 +45,7 @@ def register(subparsers) -> None:
     b.add_argument("--json", dest="json_out", metavar="OUT", help="write the result JSON here (also printed)")
     b.add_argument("--tracks", dest="tracks_out", metavar="OUT.jsonl", help="write per-frame faces as JSON lines")
     b.add_argument("--output-frames", metavar="DIR", help="write output frames as lossless PNG 000000.png, ...")
+    b.add_argument("--overwrite", action="store_true", help="replace the frames of an --output-frames folder that is not empty")
     b.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     b.set_defaults(func=cmd_bench)
 
@@ -371,7 +372,7 @@ def cmd_bench(args) -> int:
     pipeline = Pipeline(loader, settings, bank)
     result = run_bench(args.input, pipeline, settings, frames=args.frames, json_out=args.json_out,
                        tracks_out=args.tracks_out, output_frames=args.output_frames,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, overwrite=args.overwrite)
     print(json.dumps(result, indent=2))
     return 0
 
