@@ -218,11 +218,12 @@ def run_plain(session, *, duration: float | None = None, stats_every: float = 5.
 
 
 class StopRequest:
-    """What SIGTERM/SIGHUP do during `run`: the same as Ctrl-C at that moment.
+    """What SIGTERM/SIGHUP do during `run`: exactly what Ctrl-C does at that moment.
 
-    Before the session runs, setup is interrupted (KeyboardInterrupt; what was opened is
-    closed). While it runs, `target()` asks the loop to end (plain mode: the session; TUI: the
-    app), and the normal stop joins the threads and finalises the sink.
+    By default KeyboardInterrupt, as Ctrl-C: setup closes what it opened, plain mode leaves its
+    loop and stops the session (threads joined, sink finalised). While the TUI runs (it reads
+    Ctrl-C as a key), `target()` schedules the app's exit instead. A handler must never take a
+    lock the interrupted code may hold (an Event's, a logger's), so neither path does.
     """
 
     def __init__(self) -> None:
@@ -241,9 +242,12 @@ def _exit_app_soon(app) -> None:
     import asyncio
 
     try:
-        asyncio.get_running_loop().call_soon_threadsafe(app.exit, 0)
+        asyncio.get_running_loop().call_soon_threadsafe(app.exit, 0)  # lock-free: a deque and a self-pipe
     except RuntimeError:  # the app's loop is not running (not started yet, or ending)
-        app.exit(0)
+        try:
+            app.exit(0)
+        except Exception:  # noqa: BLE001 - the app is gone already: nothing to stop
+            pass
 
 
 def _no_gpu_note(settings) -> str | None:
@@ -328,13 +332,21 @@ def _run(args, settings, source, sink, stop: StopRequest) -> int:
                       "(in the TUI: type an image path in 'add a face')", file=sys.stderr, flush=True)
             session = LiveSession(settings, source, sink, bank, loader, pipeline=pipeline)
             session.start()
-            stop.target = session.request_stop  # from here a stop signal ends the loop, not setup
         except BaseException:
             source.close()
             raise
     except BaseException:
         sink.close()
         raise
+    try:
+        return _loop(args, session, source, sink, pipeline, stop)
+    except KeyboardInterrupt:  # a stop signal before the loop's own handling took over
+        session.stop(timeout=1.0)
+        return 0
+
+
+def _loop(args, session, source, sink, pipeline, stop: StopRequest) -> int:
+    """The running session: the TUI on a terminal, else plain mode; stops it at the end."""
     print(f"livecam: {source.describe()} → {sink.describe()}; providers: {pipeline.providers()}",
           file=sys.stderr, flush=True)
     use_tui = not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
@@ -349,12 +361,13 @@ def _run(args, settings, source, sink, stop: StopRequest) -> int:
             root.handlers = [StatsLogHandler(session.stats)]  # stderr would tear the TUI
 
             def on_app(app) -> None:
-                stop.target = lambda: (session.request_stop(), _exit_app_soon(app))
+                stop.target = lambda: _exit_app_soon(app)
 
             try:
                 return int(run_tui(session, profile_name=getattr(args, "profile", None) or "default",
                                    on_app=on_app) or 0)
             finally:
+                stop.target = None
                 root.handlers = saved
                 session.stop(timeout=1.0)
     code = run_plain(session, duration=args.duration, stats_every=args.stats_every)

@@ -67,7 +67,9 @@ def test_kill_leaves_a_playable_recording(clip, standins_dir, tmp_path, sig):
         code = proc.wait(15)
     except subprocess.TimeoutExpired:
         proc.kill()
-        pytest.fail(f"{sig.name} did not stop livecam run")
+        proc.wait()
+        time.sleep(0.2)
+        pytest.fail(f"{sig.name} did not stop livecam run:\n" + "\n".join(lines[-30:]))
     time.sleep(0.2)  # let the reader thread take the last lines
     text = "\n".join(lines)
     assert code == 0, text
