@@ -43,7 +43,7 @@ def face_record(face) -> dict[str, Any]:
 
 def run_bench(input_path: str, pipeline, settings, *, frames: int | None = None, json_out: str | None = None,
               tracks_out: str | None = None, output_frames: str | None = None, progress: bool = True,
-              controls: Controls | None = None) -> dict[str, Any]:
+              controls: Controls | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Benchmark `pipeline` on `input_path` (video or image). Returns the result dict."""
     from livecam.io.sinks import FramesDirSink
     from livecam.io.sources import EndOfStream, ImageSource, open_source
@@ -53,7 +53,7 @@ def run_bench(input_path: str, pipeline, settings, *, frames: int | None = None,
     n = frames if frames is not None else (1 if is_image else None)
     source = open_source(str(path), settings, paced=False, loop=False, frames=n)
     controls = controls or Controls(settings)
-    sink = FramesDirSink(output_frames).open() if output_frames else None
+    sink = FramesDirSink(output_frames, overwrite=overwrite).open() if output_frames else None
     tracks = open(tracks_out, "w", encoding="utf-8") if tracks_out else None  # noqa: SIM115
     from livecam.remote.rtt import ROUND_TRIPS, summarize
 

@@ -19,6 +19,7 @@ from livecam.paths import printable
 # Modules that add subcommands, in help order.
 COMMAND_MODULES = (
     "livecam.commands",  # run, bench, doctor
+    "livecam.demo",  # demo
     "livecam.inference.cli",  # models, engines
     "livecam.face.cli",  # faces
     "livecam.profiles",  # profiles

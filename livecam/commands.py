@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--input", metavar="VIDEO", help="use a video file (or image) instead of the webcam")
     p.add_argument("--sink", default="vcam", metavar="SPEC",
                    help="vcam (default), vcam:/dev/videoN, file:PATH, frames:DIR, preview, null")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --sink frames:DIR: replace the frames of a folder that is not empty")
     p.add_argument("--fit", choices=("contain", "cover"), default="contain",
                    help="fit the frame into the output size: letterbox (contain) or crop to fill (cover)")
     p.add_argument("--no-tui", action="store_true", help="no terminal UI: log stats to stderr")
@@ -43,6 +45,7 @@ def register(subparsers) -> None:
     b.add_argument("--json", dest="json_out", metavar="OUT", help="write the result JSON here (also printed)")
     b.add_argument("--tracks", dest="tracks_out", metavar="OUT.jsonl", help="write per-frame faces as JSON lines")
     b.add_argument("--output-frames", metavar="DIR", help="write output frames as lossless PNG 000000.png, ...")
+    b.add_argument("--overwrite", action="store_true", help="replace the frames of an --output-frames folder that is not empty")
     b.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     b.set_defaults(func=cmd_bench)
 
@@ -193,6 +196,14 @@ class KeyWatcher:
             self._saved = None
 
 
+def _say(text: str, stream) -> None:
+    """Print a status line; after SIGHUP the terminal is gone and writing to it fails (EIO)."""
+    try:
+        print(text, file=stream, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def run_plain(session, *, duration: float | None = None, stats_every: float = 5.0, stream=None) -> int:
     """Run until the session ends, Ctrl-C, `q`, or `duration`; print stats to stderr."""
     stream = stream or sys.stderr
@@ -211,7 +222,7 @@ def run_plain(session, *, duration: float | None = None, stats_every: float = 5.
             if end is not None and now >= end:
                 break
             if now >= next_print:
-                print(format_stats(session.stats.snapshot()), file=stream, flush=True)
+                _say(format_stats(session.stats.snapshot()), stream)
                 next_print = now + stats_every
     except KeyboardInterrupt:
         pass
@@ -219,9 +230,9 @@ def run_plain(session, *, duration: float | None = None, stats_every: float = 5.
         watcher.close()
         t0 = time.monotonic()
         clean = session.stop(timeout=1.0)
-        print(f"stopped in {time.monotonic() - t0:.2f} s" + ("" if clean else " (a device did not release)"),
-              file=stream, flush=True)
-        print(format_stats(session.stats.snapshot()), file=stream, flush=True)
+        _say(f"stopped in {time.monotonic() - t0:.2f} s" + ("" if clean else " (a device did not release)"), stream)
+        _say(f"output: {session.sink.describe()}, {session.sink.frames_sent} frames", stream)
+        _say(format_stats(session.stats.snapshot()), stream)
     if session.error is not None:
         from livecam.errors import LivecamError
 
@@ -231,25 +242,121 @@ def run_plain(session, *, duration: float | None = None, stats_every: float = 5.
     return 0
 
 
+class StopRequest:
+    """What SIGTERM/SIGHUP do during `run`: exactly what Ctrl-C does at that moment.
+
+    By default KeyboardInterrupt, as Ctrl-C: setup closes what it opened, plain mode leaves its
+    loop and stops the session (threads joined, sink finalised). While the TUI runs (it reads
+    Ctrl-C as a key), `target()` schedules the app's exit instead. A handler must never take a
+    lock the interrupted code may hold (an Event's, a logger's), so neither path does.
+    """
+
+    def __init__(self) -> None:
+        self.target = None
+        self.signal: str | None = None
+
+    def __call__(self, name: str) -> None:
+        self.signal = name
+        if self.target is None:
+            raise KeyboardInterrupt
+        self.target()
+
+
+def _exit_app_soon(app) -> None:
+    """Called from a signal handler on the app's (main) thread: schedule the exit on its loop."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop().call_soon_threadsafe(app.exit, 0)  # lock-free: a deque and a self-pipe
+    except RuntimeError:  # the app's loop is not running (not started yet, or ending)
+        try:
+            app.exit(0)
+        except Exception:  # noqa: BLE001 - the app is gone already: nothing to stop
+            pass
+
+
+def _no_gpu_note(settings) -> str | None:
+    from livecam.doctor import no_gpu_note
+
+    return no_gpu_note(settings)
+
+
 def cmd_run(args) -> int:
     from livecam.io.sinks import open_sink
     from livecam.io.sources import open_source
-    from livecam.live import LiveSession
 
     settings = load_settings(args)
     sink_path = args.sink.split(":", 1)[1] if args.sink and args.sink.startswith(("file:", "frames:")) else None
     refuse_overwrite({"--sink": sink_path}, args.input, args.source)
-    # Output first: a missing virtual camera is reported before any model loads (< 5 s).
-    sink = open_sink(args.sink, settings, fit=args.fit)
-    sink.open()
+    sink = open_sink(args.sink, settings, fit=args.fit, overwrite=args.overwrite)
+    source = open_source(args.input, settings, loop=not args.once, paced=True)
+    return run_session(args, settings, source, sink)
+
+
+def run_session(args, settings, source, sink) -> int:
+    """Open `sink` then `source`, load the models, run the live loop (TUI or plain) until it
+    ends, and stop it. SIGTERM/SIGHUP act like Ctrl-C throughout (`StopRequest`)."""
+    from livecam.live import stop_on_signals
+
+    stop = StopRequest()
+    with stop_on_signals(stop):
+        return _run(args, settings, source, sink, stop)
+
+
+def missing_models(settings, models_dir: str | None = None) -> list[str]:
+    """The models the settings need that are neither in --models-dir nor in the cache."""
+    from livecam.doctor import required_models
+    from livecam.inference.store import ModelStore
+
+    store = ModelStore(models_dir=models_dir)
+    return [name for name in required_models(settings) if store.status(name)[0] == "missing"]
+
+
+def all_missing_error(exc, settings, args):
+    """One error naming every missing model and one pull command, instead of one per run."""
+    import re
+
+    from livecam.errors import ModelError
+
     try:
-        source = open_source(args.input, settings, loop=not args.once, paced=True)
+        missing = missing_models(settings, getattr(args, "models_dir", None))
+    except Exception:  # noqa: BLE001 - keep the original error
+        return exc
+    if len(missing) < 2:
+        return exc
+    why = re.search(r"\((hub unreachable[^)]*)\)", exc.message)
+    profile = getattr(args, "profile", None) or "default"
+    return ModelError(
+        f"{len(missing)} models the '{profile}' profile needs are missing: {', '.join(missing)}"
+        + (f" ({why.group(1)})" if why else ""),
+        f"livecam models pull --profile {profile}   (fetches all of them; on an offline machine run it "
+        f"elsewhere with --models-dir DIR, copy DIR here and run with --models-dir DIR)")
+
+
+def _run(args, settings, source, sink, stop: StopRequest) -> int:
+    from livecam.errors import ModelError
+    from livecam.live import LiveSession
+
+    # Output first: a missing virtual camera or an unwritable file is reported before any
+    # model loads (< 5 s) and before the loop starts.
+    if not sink.is_open:
+        sink.open()
+    try:
         source.open()
         try:
-            loader, bank = build_runtime(args, settings, always_bank=True)
-            from livecam.pipeline import Pipeline
+            note = _no_gpu_note(settings)
+            if note:
+                print(f"livecam: {note}", file=sys.stderr, flush=True)
+            try:
+                loader, bank = build_runtime(args, settings, always_bank=True)
+                from livecam.pipeline import Pipeline
 
-            pipeline = Pipeline(loader, settings, bank)
+                pipeline = Pipeline(loader, settings, bank)
+            except ModelError as exc:
+                raise all_missing_error(exc, settings, args) from exc
+            if bank is None or not bank.faces:
+                print("livecam: no source face (--source): nothing is swapped until you add one "
+                      "(in the TUI: type an image path in 'add a face')", file=sys.stderr, flush=True)
             session = LiveSession(settings, source, sink, bank, loader, pipeline=pipeline)
             session.start()
         except BaseException:
@@ -258,6 +365,15 @@ def cmd_run(args) -> int:
     except BaseException:
         sink.close()
         raise
+    try:
+        return _loop(args, session, source, sink, pipeline, stop)
+    except KeyboardInterrupt:  # a stop signal before the loop's own handling took over
+        session.stop(timeout=1.0)
+        return 0
+
+
+def _loop(args, session, source, sink, pipeline, stop: StopRequest) -> int:
+    """The running session: the TUI on a terminal, else plain mode; stops it at the end."""
     print(f"livecam: {source.describe()} → {sink.describe()}; providers: {pipeline.providers()}",
           file=sys.stderr, flush=True)
     use_tui = not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
@@ -270,12 +386,21 @@ def cmd_run(args) -> int:
             root = logging.getLogger()
             saved = root.handlers[:]
             root.handlers = [StatsLogHandler(session.stats)]  # stderr would tear the TUI
+
+            def on_app(app) -> None:
+                stop.target = lambda: _exit_app_soon(app)
+
             try:
-                return int(run_tui(session, profile_name=args.profile or "default") or 0)
+                return int(run_tui(session, profile_name=getattr(args, "profile", None) or "default",
+                                   on_app=on_app) or 0)
             finally:
+                stop.target = None
                 root.handlers = saved
                 session.stop(timeout=1.0)
-    return run_plain(session, duration=args.duration, stats_every=args.stats_every)
+    code = run_plain(session, duration=args.duration, stats_every=args.stats_every)
+    if stop.signal:
+        _say(f"livecam: stopped by {stop.signal}", sys.stderr)
+    return code
 
 
 def cmd_bench(args) -> int:
@@ -290,7 +415,7 @@ def cmd_bench(args) -> int:
     pipeline.wait_reference(settings)  # loaded off the frame thread; a benchmark uses it from frame one
     result = run_bench(args.input, pipeline, settings, frames=args.frames, json_out=args.json_out,
                        tracks_out=args.tracks_out, output_frames=args.output_frames,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, overwrite=args.overwrite)
     print(json.dumps(result, indent=2))
     return 0
 

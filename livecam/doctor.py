@@ -11,6 +11,7 @@ cannot run), else 0.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -230,11 +231,38 @@ def trust_ok(repo: str) -> bool:
         return False
 
 
+NO_GPU = "no NVIDIA GPU: everything runs on the CPU; use the cpu profile (--profile cpu)"
+NO_GPU_FIX = ("for a GPU: an NVIDIA driver r580+ and pip install -e '.[gpu]' "
+              "--extra-index-url https://pypi.nvidia.com (README, Install)")
+
+
+def gpu_runtime_present() -> bool:
+    """An ONNX Runtime GPU provider or TensorRT is installed (whether a GPU answers is another matter)."""
+    from livecam.ops import gpu_inference_available
+
+    return gpu_inference_available()
+
+
+def no_gpu_note(settings) -> str | None:
+    """One line for `run` when no GPU rung can work and the profile is not the cpu one."""
+    if settings.runtime.provider == "cpu" or gpu_runtime_present():
+        return None
+    return NO_GPU.replace("use the cpu profile", "the cpu profile is made for this")
+
+
+def gpu_checks() -> list[Check]:
+    """GPU, providers, TensorRT, CuPy; without any GPU runtime, one line naming the cpu profile."""
+    gpu = check_gpu()
+    if gpu.status != OK and not gpu_runtime_present():
+        return [Check("gpu", WARN, f"{NO_GPU} ({gpu.detail.split(':')[0]})", NO_GPU_FIX)]
+    return [gpu, check_providers(),
+            check_optional("tensorrt", "tensorrt",
+                           "optional, for the fastest engines: pip install 'tensorrt-cu13>=10.13,<11' (see README, GPU install)"),
+            check_optional("cupy", "cupy", "optional, GPU pre/post-processing: pip install cupy-cuda13x")]
+
+
 def gather(settings, models_dir: str | None = None) -> list[Check]:
-    checks = [check_python(), *check_packages(), check_gpu(), check_providers(),
-              check_optional("tensorrt", "tensorrt",
-                             "optional, for the fastest engines: pip install 'tensorrt-cu13>=10.13,<11' (see README, GPU install)"),
-              check_optional("cupy", "cupy", "optional, GPU pre/post-processing: pip install cupy-cuda13x"),
+    checks = [check_python(), *check_packages(), *gpu_checks(),
               *check_models(settings, models_dir), check_cameras()]
     if platform.system() == "Linux":
         checks += check_v4l2loopback()

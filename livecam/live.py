@@ -23,7 +23,9 @@ source ──capture thread──► [slot] ──process thread──► [slot]
 from __future__ import annotations
 
 import array
+import contextlib
 import logging
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -109,6 +111,51 @@ def draw_card(frame: np.ndarray | None, text: str, size: tuple[int, int] = (1280
     org = (max(4, (w - tw) // 2), y0 + (band_h + th) // 2)
     cv2.putText(card, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
     return card
+
+
+# SIGTERM (kill, systemd, a container stop) and SIGHUP (the terminal closed) stop like Ctrl-C:
+# threads joined, devices released, a file sink finalised. The default action kills at once and
+# leaves an .mp4 without its index ("moov atom not found").
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+STUCK_STOP_S = 5.0  # a repeat of the signal this long after the first kills (a stop that hangs)
+
+
+@contextlib.contextmanager
+def stop_on_signals(on_signal):
+    """While inside: SIGTERM/SIGHUP call `on_signal(name)` once instead of killing the process.
+
+    Repeats within STUCK_STOP_S are ignored (closing a terminal can deliver SIGHUP twice: from
+    the kernel and from the shell); a repeat after that takes the default action, so a stop
+    that hangs can still be killed. A signal that is ignored (`nohup`) stays ignored. Only the
+    main thread can install handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved: dict[int, object] = {}
+    first: dict[int, float] = {}
+
+    def handle(signum, _frame):
+        now = time.monotonic()
+        if signum not in first:
+            first[signum] = now
+            on_signal(signal.Signals(signum).name)
+        elif now - first[signum] > STUCK_STOP_S:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+    for name in STOP_SIGNALS:
+        sig = getattr(signal, name, None)  # Windows has no SIGHUP
+        if sig is None or signal.getsignal(sig) is signal.SIG_IGN:
+            continue
+        saved[sig] = signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
 
 
 class LiveSession:

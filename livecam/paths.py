@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from importlib import resources
 from pathlib import Path
 
 
@@ -21,7 +20,14 @@ def _shipped(package: str, repo_dir: str) -> Path:
     in_repo = _REPO_ROOT / repo_dir
     if (_REPO_ROOT / "pyproject.toml").exists() and in_repo.is_dir():
         return in_repo
-    return Path(str(resources.files(package)))
+    # The data dirs have no __init__.py (namespace packages): resources.files() gives a
+    # MultiplexedPath there, whose str() is not a path. The import system's location is.
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"livecam data package {package} is missing: reinstall livecam")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def catalog_path() -> Path:

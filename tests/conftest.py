@@ -6,6 +6,20 @@ import numpy as np
 import pytest
 
 
+def pytest_configure(config):
+    """Isolate the user dirs for the whole session before any fixture runs: module- and
+    session-scoped fixtures (model loaders, banks) are set up before the function-scoped
+    `_isolated_dirs` below and would otherwise write into the real user cache."""
+    import os
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="livecam-tests-")
+    os.environ["LIVECAM_CACHE_DIR"] = os.path.join(base, "cache")
+    os.environ["LIVECAM_CONFIG_DIR"] = os.path.join(base, "config")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.pop("LIVECAM_MODELS_DIR", None)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path_factory, monkeypatch):
     """No test touches the real user cache/config or the network."""

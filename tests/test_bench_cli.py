@@ -49,9 +49,9 @@ class CountingPipeline:
 
 @pytest.fixture(scope="module")
 def scene_video(tmp_path_factory):
-    from livecam.soak import make_test_video
+    from livecam.demo import write_demo_video
 
-    return make_test_video(tmp_path_factory.mktemp("bench") / "scene.avi", frames=24, size=(640, 360))
+    return write_demo_video(tmp_path_factory.mktemp("bench") / "scene.avi", frames=24, size=(640, 360))
 
 
 def test_percentiles_and_face_record():

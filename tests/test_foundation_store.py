@@ -196,7 +196,7 @@ def test_offline_env_fails_fast_with_instructions(monkeypatch):
     t0 = time.monotonic()
     with pytest.raises(ModelError) as exc:
         ModelStore().resolve("inswapper_128")
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 < 10.0  # no network wait (generous: loaded CI)
     assert "HF_HUB_OFFLINE" in exc.value.message and "inswapper_128" in exc.value.message
     assert "LIVECAM_MODELS_DIR" in exc.value.fix
 

@@ -92,7 +92,8 @@ def test_doctor_command_exit_status_follows_fail_lines(capsys, standins_dir):
     out = capsys.readouterr().out
     fails = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert rc == (1 if fails else 0)
-    assert "python:" in out and "package numpy" in out and "onnxruntime providers" in out
+    assert "python:" in out and "package numpy" in out
+    assert "onnxruntime providers" in out or "no NVIDIA GPU: everything runs on the CPU; use the cpu profile" in out
     assert "virtual camera" in out and "cameras" in out
     for line in fails:  # every FAIL line is followed by its fix
         nxt = out.splitlines()[out.splitlines().index(line) + 1]

@@ -59,7 +59,7 @@ def _face(kps, tid=1, landmarks=True):
 
 def test_identity_720p_outside_identical_and_psnr(identity_dir):
     from livecam.ops import get_backend
-    from livecam.swap.measure import measure_identity
+    from benchmarks.swap_measure import measure_identity
 
     for model in ("hyperswap_1a_256", "inswapper_128"):
         r = measure_identity(identity_dir, get_backend("cpu"), model)
@@ -70,7 +70,7 @@ def test_identity_720p_outside_identical_and_psnr(identity_dir):
 
 def test_nan_never_reaches_the_output(nan_dir, identity_dir):
     from livecam.ops import get_backend
-    from livecam.swap.measure import measure_nan
+    from benchmarks.swap_measure import measure_nan
 
     r = measure_nan(nan_dir, identity_dir, get_backend("cpu"), frames=8)
     a, b = r["nan_from_start"], r["good_then_nan"]
@@ -81,7 +81,7 @@ def test_nan_never_reaches_the_output(nan_dir, identity_dir):
 
 def test_tint_swaps_only_the_face_and_temporal_calms_it(tint_dir):
     from livecam.ops import get_backend
-    from livecam.swap.measure import measure_temporal
+    from benchmarks.swap_measure import measure_temporal
 
     r = measure_temporal(tint_dir, get_backend("cpu"), frames=16)
     assert r["mean_abs_swap_minus_input"] > 8  # the tint is visible in the face
@@ -183,7 +183,7 @@ def test_model_switch_in_background_never_stalls(identity_dir, astronaut):
     t0 = time.perf_counter()
     for _ in range(3):  # the new model is requested by the settings; frames keep coming
         stage.process(astronaut, [_face(ASTRO_KPS5)], src, new, StageTimes())
-    assert time.perf_counter() - t0 < 5
+    assert time.perf_counter() - t0 < 8  # frames did not wait for the load (the gate holds it 10 s)
     assert stage.loading == "inswapper_128" and stage.active_model == "hyperswap_1a_256"
     gate.set()
     stage.wait_idle()
@@ -217,7 +217,7 @@ def test_reset_track_and_new_ids_start_fresh(identity_dir, astronaut):
 
 
 def test_two_faces_are_cropped_from_the_untouched_input(tint_dir):
-    from livecam.swap.measure import grid_frame
+    from benchmarks.swap_measure import grid_frame
 
     frame, kps = grid_frame(2, size=(1280, 720), scale=1.2)
     s = Settings().with_changes({"composite.color_transfer": False, "temporal.enabled": False})

@@ -109,6 +109,9 @@ def test_header_states():
     byp = StatusHeader.build(snap, ControlState(Settings(), bypass=True))
     assert " LIVE " in live.plain and " BYPASS " not in live.plain
     assert " BYPASS " in byp.plain
+    none = StatusHeader.build(snap, ControlState(Settings(), bypass=False), faces=0)
+    assert "NO FACE: nothing swapped" in none.plain and " LIVE " not in none.plain
+    assert " LIVE " in StatusHeader.build(snap, ControlState(Settings(), bypass=False), faces=2).plain
     assert "/dev/video10 1280x720@30 I420" in live.plain and "swapper tensorrt" in live.plain
     red = [sp for sp in live.spans if "red" in str(sp.style)]
     assert live.plain[red[0].start:red[0].end] == "cam"  # camera lost shown in red

@@ -8,7 +8,7 @@ from __future__ import annotations
 from livecam.profiles import load_profile
 from livecam.settings import Settings
 from livecam.tui.app import LivecamApp
-from livecam.tui.demo import DemoSession
+from benchmarks.tui_demo import DemoSession
 
 
 def _app(settings: Settings | None = None, **stats) -> LivecamApp:

@@ -21,7 +21,8 @@ def register(subparsers) -> None:
 
     p = msub.add_parser("pull", help="download models (into --models-dir if given, else the user cache)")
     add_common(p)
-    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="models to pull (default: those the profile needs, see --profile)")
     p.add_argument("--all", action="store_true", help="every hub-hosted model")
     p.add_argument("--force", action="store_true", help="download again even if present and verified")
     p.add_argument("--repin", action="store_true",
@@ -89,9 +90,14 @@ def cmd_pull(args) -> int:
 
     store = _store(args)
     names = [s.name for s in store.catalog.hub_models()] if args.all else list(args.names)
-    if not names:
-        print("name the models to pull, or --all; `livecam models list` shows them", file=sys.stderr)
-        return 2
+    if not names:  # what the active profile needs (the default profile unless --profile)
+        from livecam.cli import settings_from_args
+        from livecam.doctor import required_models
+
+        hub = {s.name for s in store.catalog.hub_models()}
+        names = [n for n in required_models(settings_from_args(args)) if n in hub]
+        print(f"pulling what profile '{getattr(args, 'profile', None) or 'default'}' needs: {', '.join(names)}",
+              file=sys.stderr)
     for n in names:
         store.spec(n)  # unknown names fail before any download
     failures = []

@@ -109,10 +109,13 @@ class ModelLoader:
             if spec.dynamic_dims:
                 path = _dynamic_copy(path, sha)
             sess, attempts = self._runtime.create(name, path, sha, fp16=key[1], profiles=ranges)
-            for a in attempts:
-                if not a.ok:
-                    log.info("model %s: %s skipped: %s", name, a.provider, a.reason)
-            log.info("model %s runs on %s", name, sess.provider)
+            # One line per model; why each rung above was skipped only with -v (debug).
+            skipped = [a for a in attempts if not a.ok]
+            for a in skipped:
+                log.debug("model %s: %s skipped: %s", name, a.provider, a.reason)
+            log.info("model %s runs on %s%s", name, sess.provider,
+                     f" ({', '.join(dict.fromkeys(a.provider for a in skipped))} unavailable; -v for why)"
+                     if skipped else "")
             with self._lock:
                 # a session for another input size of this model is superseded: its holder keeps it
                 # until it lets go, the loader does not

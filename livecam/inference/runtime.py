@@ -266,7 +266,7 @@ class Runtime:
                     return sess, attempts
                 except (EngineBuildError, ImportError, OSError, RuntimeError) as exc:
                     attempts.append(Attempt(rung, False, str(exc)))
-                    log.info("%s: native TensorRT unavailable: %s", name, exc)
+                    log.debug("%s: native TensorRT unavailable: %s", name, exc)
                     continue
             if rung != "cpu":
                 if avail is None:
@@ -276,12 +276,12 @@ class Runtime:
                         avail = set(ort.get_available_providers())
                     except Exception as exc:
                         avail = set()
-                        log.info("onnxruntime unavailable: %s", exc)
+                        log.debug("onnxruntime unavailable: %s", exc)
                 ep = {"ort-tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider"}[rung]
                 if ep not in avail:
                     reason = f"{ep} not in this onnxruntime build (install onnxruntime-gpu: pip install -e \".[gpu]\")"
                     attempts.append(Attempt(rung, False, reason))
-                    log.info("%s: %s: %s", name, rung, reason)
+                    log.debug("%s: %s: %s", name, rung, reason)
                     continue
                 if not self.gpu.available and rung == "ort-tensorrt":
                     pass  # ORT may still find the GPU without CuPy; let it try
@@ -292,13 +292,13 @@ class Runtime:
                 if rung == "cpu":
                     raise
                 attempts.append(Attempt(rung, False, exc.message))
-                log.info("%s: %s failed: %s", name, rung, exc.message)
+                log.debug("%s: %s failed: %s", name, rung, exc.message)
                 continue
             if sess.provider != rung:
                 # ORT fell back silently (e.g. libnvinfer missing): record it; keep the session if it
                 # landed on a rung we would try next anyway.
                 attempts.append(Attempt(rung, False, f"onnxruntime fell back to {sess.ort_providers[0]}"))
-                log.info("%s: %s fell back to %s", name, rung, sess.provider)
+                log.debug("%s: %s fell back to %s", name, rung, sess.provider)
                 if sess.provider in ladder(self.settings.provider):
                     attempts.append(Attempt(sess.provider, True, ""))
                     return sess, attempts

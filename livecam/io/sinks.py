@@ -247,10 +247,16 @@ class VideoFileSink(Sink):
         self._last: np.ndarray | None = None
 
     def open(self) -> "VideoFileSink":
+        """Create the folder and, when the size is known, the file: an unwritable path fails here,
+        before the live loop starts, not silently on the first frame."""
         if self.path.suffix.lower() not in self.FOURCCS:
             raise CameraError(f"output file {self.path}: unknown video type '{self.path.suffix}'",
                               "use a .mp4, .avi or .mkv file name")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise CameraError(f"output file {self.path} is a folder", "give a file name, e.g. --sink file:out.mp4")
+        make_output_dir(self.path.parent, what="output file's folder")
+        if self.size is not None and self._writer is None:
+            self._open_writer(*self.size)
         self.is_open = True
         return self
 
@@ -261,10 +267,13 @@ class VideoFileSink(Sink):
         self.size = (w, h)
         self._fitter = Fitter(w, h, "contain")
         fourcc = cv2.VideoWriter_fourcc(*self.FOURCCS[self.path.suffix.lower()])
-        self._writer = cv2.VideoWriter(str(self.path), fourcc, float(self.fps), (w, h))
-        if not self._writer.isOpened():
+        writer = cv2.VideoWriter(str(self.path), fourcc, float(self.fps), (w, h))
+        if not writer.isOpened() or not os.access(self.path, os.W_OK):
+            writer.release()
             raise CameraError(f"output file {self.path} cannot be written",
-                              "check the folder is writable, or use an .avi name (MJPG)")
+                              "check the folder exists and is writable (or pick another path), "
+                              "or use an .avi name (MJPG)")
+        self._writer = writer
 
     def send(self, frame: np.ndarray) -> None:
         if self._writer is None:
@@ -297,14 +306,27 @@ class FramesDirSink(Sink):
     kind = "frames"
     repeats = False
 
-    def __init__(self, directory: str | os.PathLike, compression: int = 1):
+    def __init__(self, directory: str | os.PathLike, compression: int = 1, *, overwrite: bool = False):
         super().__init__()
         self.directory = Path(directory)
         self.compression = compression
+        self.overwrite = overwrite
         self.index = 0
 
     def open(self) -> "FramesDirSink":
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Create the folder; a folder with files in it is refused (old frames would mix with
+        new ones) unless `overwrite`, which removes the old numbered frames first."""
+        make_output_dir(self.directory, what="frames folder")
+        old = [p for p in self.directory.iterdir() if not p.name.startswith(".")]
+        if old and not self.overwrite:
+            raise CameraError(f"frames folder {self.directory} is not empty ({len(old)} entries)",
+                              "pick a new folder, or pass --overwrite to replace its frames")
+        for path in old:
+            if path.is_file() and path.suffix == ".png" and path.stem.isdigit():
+                path.unlink()
+        if not os.access(self.directory, os.W_OK | os.X_OK):
+            raise CameraError(f"frames folder {self.directory} is not writable",
+                              "pick a folder you can write to")
         self.is_open = True
         return self
 
@@ -322,6 +344,18 @@ class FramesDirSink(Sink):
 
     def describe(self) -> str:
         return f"frames {self.directory}"
+
+
+def make_output_dir(path: Path, *, what: str) -> None:
+    """`mkdir -p` with an error that names the path and the fix instead of a traceback."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise CameraError(f"{what} {path} cannot be created: a file of that name exists",
+                          "pick another path") from exc
+    except OSError as exc:
+        raise CameraError(f"{what} {path} cannot be created: {exc.strerror or exc}",
+                          "pick a path you can write to") from exc
 
 
 def display_available() -> bool:
@@ -378,8 +412,11 @@ class PreviewSink(Sink):
         self.is_open = False
 
 
-def open_sink(spec: str | None, settings, *, fit: str = "contain", backend: str | None = None) -> Sink:
-    """Build (not yet open) a sink: `null`, `vcam`, `vcam:/dev/video10`, `file:PATH`, `frames:DIR`, `preview`."""
+def open_sink(spec: str | None, settings, *, fit: str = "contain", backend: str | None = None,
+              overwrite: bool = False) -> Sink:
+    """Build (not yet open) a sink: `null`, `vcam`, `vcam:/dev/video10`, `file:PATH`, `frames:DIR`, `preview`.
+
+    `overwrite`: a `frames:` folder with files in it is emptied instead of refused."""
     spec = (spec or "vcam").strip()
     out = settings.output
     kind, _, arg = spec.partition(":")
@@ -394,7 +431,7 @@ def open_sink(spec: str | None, settings, *, fit: str = "contain", backend: str 
     if kind == "frames":
         if not arg:
             raise CameraError("--sink frames needs a folder", "use --sink frames:out_frames")
-        return FramesDirSink(arg)
+        return FramesDirSink(arg, overwrite=overwrite)
     if kind == "preview":
         return PreviewSink()
     raise CameraError(f"unknown sink '{spec}'", "use one of: vcam, vcam:/dev/videoN, file:PATH, frames:DIR, preview, null")

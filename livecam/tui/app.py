@@ -21,7 +21,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingsMap
 from textual.containers import Grid
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 
 from livecam.controls import RollingPercentiles
 from livecam.errors import LivecamError, SettingsError
@@ -66,6 +66,11 @@ def make_bindings(keys: KeySettings) -> list[Binding]:
         Binding(keys.quit, "quit", "quit", id="quit"),
     ]
     return bindings
+
+
+# The actions of `make_bindings` (every hotkey).
+HOTKEY_ACTIONS = frozenset({"toggle_bypass", "pick_face", "step_face", "next_model", "toggle_mask",
+                            "toggle_temporal", "save_profile", "load_profile", "quit"})
 
 
 class LivecamApp(App[int]):
@@ -152,6 +157,13 @@ class LivecamApp(App[int]):
             self.set_interval(1.0, self.session.stats.sample_history, name="stats-history")
 
     # -- bindings ------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """No hotkey fires while a text box has focus: a `b` typed in a path must never send
+        the real camera out, a `q` never quit. (The footer hides them meanwhile.)"""
+        if action in HOTKEY_ACTIONS and isinstance(self.focused, Input):
+            return False
+        return True
+
     def _install_bindings(self, keys: KeySettings) -> None:
         self._bindings = BindingsMap.merge([self._merged_bindings or BindingsMap(), BindingsMap(make_bindings(keys))])
         self._keys = keys
@@ -174,13 +186,14 @@ class LivecamApp(App[int]):
         settings = state.settings
         loading = self.view.loading(snap)
         active_model = self.view.active_model()
-        self.header.show(snap, state, self.profile_name, str(getattr(self.session, "gpu_name", "") or ""))
+        faces = self.view.faces()
+        self.header.show(snap, state, self.profile_name, str(getattr(self.session, "gpu_name", "") or ""),
+                         faces=len(faces))
         now = time.monotonic()
         if now - self._stats_at >= 0.9 / self.stats_hz:
             self._stats_at = now
             self.stats_panel.show(snap)
         self.model_panel.show(settings, active_model, loading)
-        faces = self.view.faces()
         self.faces_panel.show(faces, actions.active_index([f.name for f in faces], settings.swapper.source))
         self.log_pane.show(snap.log)  # includes the swap stage's messages (forwarded by the live loop)
         self.refresh_ms.add((time.perf_counter() - t0) * 1000.0)
@@ -308,12 +321,15 @@ class LivecamApp(App[int]):
         return (shipped_profiles_dir() / f"{name}.toml").is_file()
 
 
-def run_tui(session: SessionLike, **kwargs) -> int:
+def run_tui(session: SessionLike, *, on_app=None, **kwargs) -> int:
     """Run the UI over `session` (already started) until quit; returns the exit code.
 
-    The caller owns the session: it starts it before and stops it after.
+    The caller owns the session: it starts it before and stops it after. `on_app(app)` is
+    called before the app runs (the CLI uses it to let SIGTERM/SIGHUP quit the app).
     """
     app = LivecamApp(session, **kwargs)
+    if on_app is not None:
+        on_app(app)
     result = app.run()
     if app.return_code not in (None, 0):
         return int(app.return_code)

@@ -39,6 +39,17 @@ def thumbnail_text(image: np.ndarray, cols: int = THUMB_COLS, rows: int = THUMB_
     return text
 
 
+class PathInput(Input):
+    """The "add a face" box. While it has focus it owns the keyboard (the app disables its
+    hotkeys, see `LivecamApp.check_action`); Escape gives the keys back to the hotkeys, and
+    the footer says so."""
+
+    BINDINGS = [Binding("escape", "leave", "back to hotkeys")]
+
+    def action_leave(self) -> None:
+        self.screen.query_one("#faces-list").focus()
+
+
 class FacesPanel(Vertical):
     """OptionList of faces + an Input to add one. Posts `Picked` and `AddRequested`."""
 
@@ -46,9 +57,8 @@ class FacesPanel(Vertical):
     FacesPanel { height: 1fr; }
     FacesPanel > OptionList, FacesPanel > OptionList:focus { height: 1fr; border: none; padding: 0; }
     FacesPanel > Input { height: 1; margin: 0 1; }
+    FacesPanel > Input:focus { background: $accent 40%; }
     """
-
-    BINDINGS = [Binding("escape", "leave_input", "back to the list", show=False)]
 
     class Picked(Message):
         def __init__(self, index: int) -> None:
@@ -76,7 +86,7 @@ class FacesPanel(Vertical):
     def compose(self) -> ComposeResult:
         self._list = OptionList(id="faces-list")
         yield self._list
-        yield Input(placeholder="add a face: image path, Enter", id="face-path", compact=True)
+        yield PathInput(placeholder="add a face: image path, Enter", id="face-path", compact=True)
 
     def _prompt(self, number: int, name: str, thumb: np.ndarray | None, active: bool):
         key = f"{number}" if number <= 9 else " "
@@ -123,13 +133,10 @@ class FacesPanel(Vertical):
             self.post_message(self.Picked(int(event.option_id[5:])))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Add the path typed; the box keeps the focus (and the keys) for the next path, so
+        typing on never lands on the hotkeys. Escape leaves it."""
         event.stop()
         path = event.value.strip()
         if path:
             event.input.value = ""
             self.post_message(self.AddRequested(path))
-        self.action_leave_input()
-
-    def action_leave_input(self) -> None:
-        """Give the keys back to the hotkeys (Escape or after Enter in the path input)."""
-        self._list.focus()

@@ -19,10 +19,14 @@ class StatusHeader(TextView):
         super().__init__(wrap=False, **kwargs)
 
     @staticmethod
-    def build(snap: StatsSnapshot, state: ControlState, profile: str = "", gpu: str = "") -> Text:
+    def build(snap: StatsSnapshot, state: ControlState, profile: str = "", gpu: str = "",
+              faces: int | None = None) -> Text:
+        """`faces`: source faces in the bank; 0 shows NO FACE (the camera goes out unswapped)."""
         text = Text(no_wrap=True, overflow="ellipsis")
         if state.bypass:
             text.append(" BYPASS ", style="bold black on yellow")
+        elif faces == 0:
+            text.append(" NO FACE: nothing swapped ", style="bold black on yellow")
         else:
             text.append(" LIVE ", style="bold white on green")
         text.append(" ")
@@ -50,6 +54,7 @@ class StatusHeader(TextView):
             text.append("  (no models loaded yet)", style="dim")
         return text
 
-    def show(self, snap: StatsSnapshot, state: ControlState, profile: str = "", gpu: str = "") -> bool:
+    def show(self, snap: StatsSnapshot, state: ControlState, profile: str = "", gpu: str = "",
+             faces: int | None = None) -> bool:
         self.set_class(state.bypass, "bypass")
-        return self.set_text(self.build(snap, state, profile, gpu))
+        return self.set_text(self.build(snap, state, profile, gpu, faces))

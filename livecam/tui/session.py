@@ -1,7 +1,7 @@
 """What the UI needs from a live session, in one place.
 
 The UI is written against this small surface so it runs over the real
-`livecam.live.LiveSession` and over `livecam.tui.demo.DemoSession` alike:
+`livecam.live.LiveSession` and over `benchmarks.tui_demo.DemoSession` alike:
 
 - `session.controls`: a `livecam.controls.Controls` (all changes go through it);
 - `session.stats`: a `livecam.controls.Stats` (read with `snapshot()` a few times a

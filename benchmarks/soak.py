@@ -1,4 +1,4 @@
-"""Long-run measurement of the live loop: `python -m livecam.soak --minutes 10`.
+"""Long-run measurement of the live loop: `python -m benchmarks.soak --minutes 10`.
 
 Runs a `LiveSession` on a looping video file paced at its fps (a synthetic one
 made from the astronaut photo unless `--input` is given) with stand-in models
@@ -32,41 +32,9 @@ from typing import Any
 import numpy as np
 
 from livecam.controls import percentiles
+from livecam.demo import astronaut, write_demo_video
 
-log = logging.getLogger("livecam.soak")
-
-
-def make_test_video(path: str | Path, frames: int = 90, size: tuple[int, int] = (1280, 720), fps: float = 30.0,
-                    face: np.ndarray | None = None) -> Path:
-    """An MJPG AVI of the astronaut photo moving smoothly on a gradient; loops seamlessly."""
-    import cv2
-
-    if face is None:
-        from skimage import data
-
-        face = np.ascontiguousarray(data.astronaut()[:, :, ::-1])
-    w, h = size
-    fh = min(face.shape[0], int(h * 0.8))
-    fw = int(face.shape[1] * fh / face.shape[0])
-    face = cv2.resize(face, (fw, fh), interpolation=cv2.INTER_AREA)
-    grad = np.linspace(40, 160, w, dtype=np.float32)[None, :, None]
-    background = np.broadcast_to(grad, (h, w, 3)).astype(np.uint8).copy()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), float(fps), (w, h))
-    if not writer.isOpened():
-        raise RuntimeError(f"cannot write {path}")
-    span = max(0, (w - fw) // 2 - 10)
-    try:
-        for i in range(frames):
-            x = (w - fw) // 2 + int(round(span * 0.5 * np.sin(2 * np.pi * i / frames)))
-            y = (h - fh) // 2 + int(round(10 * np.sin(4 * np.pi * i / frames)))
-            frame = background.copy()
-            frame[y:y + fh, x:x + fw] = face
-            writer.write(frame)
-    finally:
-        writer.release()
-    return path
+log = logging.getLogger("benchmarks.soak")
 
 
 def rss_mb() -> float:
@@ -200,13 +168,12 @@ def soak(minutes: float, *, input_path: str | None = None, models_dir: str | Non
             models_dir = str(work / "models")
             write_standins(models_dir, swapper="identity")
         if input_path is None:
-            input_path = str(make_test_video(work / "soak.avi", frames=90))
+            input_path = str(write_demo_video(work / "soak.avi", frames=90))
         if source_image is None:
             import cv2
-            from skimage import data
 
             source_image = str(work / "astronaut.png")
-            cv2.imwrite(source_image, np.ascontiguousarray(data.astronaut()[:, :, ::-1]))
+            cv2.imwrite(source_image, astronaut())
         threads_before = threading.active_count()
         session = build_session(input_path, models_dir, source_image, overrides or [])
         session.start()
@@ -249,7 +216,7 @@ def soak(minutes: float, *, input_path: str | None = None, models_dir: str | Non
 def main(argv: list[str] | None = None) -> int:
     from livecam.cli import positive
 
-    parser = argparse.ArgumentParser(prog="python -m livecam.soak", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=positive(float), default=10.0)
     parser.add_argument("--input", help="video file to loop (default: synthetic astronaut video)")
     parser.add_argument("--models-dir", help="models dir (default: stand-ins written to a temp dir)")

@@ -1,7 +1,7 @@
 """What the UI costs the frame loop: host_ms per frame without, with, and again without the TUI.
 
-    python -m livecam.tui.measure --models-dir DIR --paired 1 --seconds 121      # in a terminal
-    python -m livecam.tui.measure --models-dir DIR --seconds 8 --rounds 3 [--headless]
+    python -m benchmarks.tui_measure --models-dir DIR --paired 1 --seconds 121      # in a terminal
+    python -m benchmarks.tui_measure --models-dir DIR --seconds 8 --rounds 3 [--headless]
 
 Runs a real `LiveSession` (CenterFace + the models in DIR, e.g. stand-ins written
 by `--write-standins DIR` or `python -m livecam.testing.standins --out DIR`) on a
@@ -65,7 +65,7 @@ def _summary(values) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from livecam.cli import positive
 
-    parser = argparse.ArgumentParser(prog="python -m livecam.tui.measure", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tui_measure", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models-dir", help="models (e.g. stand-ins); omit for the synthetic demo loop")
     parser.add_argument("--write-standins", metavar="DIR", help="write tinting stand-in models to DIR and use them")
@@ -93,15 +93,16 @@ def main(argv: list[str] | None = None) -> int:
             import tempfile
 
             import cv2
-            from skimage import data
+
+            from livecam.demo import astronaut
 
             input_path = tempfile.mkstemp(suffix=".png")[1]
-            cv2.imwrite(input_path, np.ascontiguousarray(data.astronaut()[:, :, ::-1]))
+            cv2.imwrite(input_path, astronaut())
         session = build_session(args.models_dir, input_path, args.overrides)
         host = session.host_times
         what = f"LiveSession {input_path} models {args.models_dir}"
     else:
-        from livecam.tui.demo import DemoSession
+        from benchmarks.tui_demo import DemoSession
 
         session = DemoSession(frozen=False)
         host = session.host_ms

@@ -4,7 +4,7 @@
 `DemoSession(frozen=False).start()` runs a synthetic frame loop thread that
 does real per-frame work (a blur on a 720p frame), reads `controls.current()`
 once per frame and writes `Stats` like the live loop does. `python -m
-livecam.tui --demo` shows the UI over it (e.g. under tmux).
+benchmarks.tui_demo [--frozen]` shows the UI over it (e.g. under tmux).
 """
 
 from __future__ import annotations
@@ -155,3 +155,27 @@ class DemoSession:
                 self._stop.wait(delay)
             else:
                 next_t = time.perf_counter()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from livecam.profiles import load_profile
+    from livecam.tui.app import run_tui
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tui_demo",
+                                     description="the UI over a demo session (no camera, GPU or models)")
+    parser.add_argument("--frozen", action="store_true", help="fixed stats (as in the snapshot tests)")
+    parser.add_argument("--profile", default="default", help="profile to start from")
+    args = parser.parse_args(argv)
+    session = DemoSession(load_profile(args.profile), frozen=args.frozen, profile_name=args.profile)
+    if not args.frozen:
+        session.start()
+    try:
+        return run_tui(session, sample_history=not args.frozen)
+    finally:
+        session.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

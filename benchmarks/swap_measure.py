@@ -1,4 +1,4 @@
-"""Measured numbers of the swap area: `python -m livecam.swap.measure [--backend cpu|gpu]`.
+"""Measured numbers of the swap area: `python -m benchmarks.swap_measure [--backend cpu|gpu]`.
 
 Prints, from one run (medians):
 1. identity stand-in, box mask only, the test photo at 720p: pixels outside the
@@ -47,9 +47,9 @@ def standins(out: Path, kind: str) -> Path:
 
 
 def _photo() -> np.ndarray:
-    from skimage import data
+    from livecam.demo import astronaut
 
-    return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+    return astronaut()
 
 
 def _source(seed: int = 1) -> SourceFace:
@@ -293,7 +293,7 @@ def measure_temporal(models: Path, backend, frames: int = 40) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m livecam.swap.measure", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.swap_measure", description=__doc__.splitlines()[0])
     ap.add_argument("--backend", default="cpu", choices=("cpu", "gpu", "auto"))
     ap.add_argument("--frames", type=int, default=60, help="frames per host-time measurement")
     ap.add_argument("--json", help="also write the results here")
