@@ -89,7 +89,7 @@ def test_non_utf8_or_special_profile_is_a_settings_error(tmp_path):
 
 async def test_tui_survives_loading_deep_and_bad_key_profiles(tmp_path):
     from livecam.tui.app import LivecamApp
-    from livecam.tui.demo import DemoSession
+    from benchmarks.tui_demo import DemoSession
     from livecam.tui.log import LogPane
 
     deep = tmp_path / "deep.toml"
@@ -122,8 +122,8 @@ def test_numeric_cli_options_are_range_checked(argv, capsys):
 
 
 def test_tool_scripts_check_their_numbers_too(capsys):
-    from livecam.soak import main as soak_main
-    from livecam.tui.measure import main as measure_main
+    from benchmarks.soak import main as soak_main
+    from benchmarks.tui_measure import main as measure_main
 
     for main, argv in ((soak_main, ["--minutes", "nan"]), (soak_main, ["--sample", "0"]),
                        (measure_main, ["--seconds", "-1"]), (measure_main, ["--rounds", "0"])):

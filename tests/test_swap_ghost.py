@@ -192,7 +192,7 @@ def test_ghost_standins_identity_tint_nan_flicker(tmp_path):
 
 def test_ghost_identity_round_trip_720p(standins_dir):
     from livecam.ops import get_backend
-    from livecam.swap.measure import measure_identity
+    from benchmarks.swap_measure import measure_identity
 
     r = measure_identity(standins_dir, get_backend("cpu"), "ghost_2_256")
     assert r["outside_identical"], r
@@ -223,7 +223,7 @@ def _face(kps, tid=1):
 
 def test_run_with_set_swapper_ghost(tint_standins_dir, tmp_path, astronaut, capsys, monkeypatch):
     from livecam import commands
-    from livecam.soak import make_test_video
+    from livecam.demo import write_demo_video as make_test_video
 
     video = make_test_video(tmp_path / "scene.avi", frames=20, size=(640, 360), face=astronaut)
     face = tmp_path / "astronaut.png"
