@@ -82,3 +82,71 @@ def footage():
             pytest.fail(f"real test footage unavailable: {exc}", pytrace=False)
 
     return get
+
+
+class PtyProcess:
+    """A command on a pseudo-terminal (so it sees a terminal: the TUI, plain mode's `q`)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]):
+        import os
+        import pty
+
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # child: stdin/stdout/stderr are the pty
+            os.environ.update(env)
+            os.execv(argv[0], argv)
+        self.output = b""
+        self.status: int | None = None
+
+    def read_until(self, needles: tuple[bytes, ...], timeout: float) -> bool:
+        """Collect output until one of `needles` shows (True) or `timeout` passes (False)."""
+        import os
+        import select
+        import time
+
+        end = time.monotonic() + timeout
+        while not any(n in self.output for n in needles) and time.monotonic() < end:
+            if select.select([self.fd], [], [], 0.1)[0]:
+                try:
+                    self.output += os.read(self.fd, 65536)
+                except OSError:
+                    break
+        return any(n in self.output for n in needles)
+
+    def wait(self, timeout: float) -> int | None:
+        """The exit code once the process ends within `timeout` (output drained), else None."""
+        import os
+        import time
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.read_until((b"\x00",), 0.1)
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                self.status = os.waitstatus_to_exitcode(status)
+                return self.status
+        return None
+
+    def close(self) -> None:
+        import os
+        import signal
+
+        if self.status is None:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+@pytest.fixture
+def on_pty():
+    """`on_pty(argv, env) -> PtyProcess`; killed (if still running) and closed after the test."""
+    started: list[PtyProcess] = []
+
+    def start(argv, env=None):
+        proc = PtyProcess(list(argv), dict(env or {}))
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.close()

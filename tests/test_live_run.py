@@ -135,55 +135,24 @@ def test_paced_file_latency_within_two_intervals_plus_processing(scene, standins
     assert snap.detector_calls >= 6
 
 
-def _wait_for(fd, needle: bytes, timeout: float) -> bytes:
-    import select
-
-    buf = b""
-    end = time.monotonic() + timeout
-    while needle not in buf and time.monotonic() < end:
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if ready:
-            try:
-                buf += os.read(fd, 65536)
-            except OSError:
-                break
-    return buf
-
-
 @pytest.mark.parametrize("how", ["q", "ctrl-c"])
-def test_plain_mode_quits_within_a_second(scene, standins_dir, how):
-    import pty
+def test_plain_mode_quits_within_a_second(scene, standins_dir, how, on_pty):
     import signal
 
     video, face = scene
     argv = [sys.executable, "-m", "livecam", "run", "--input", str(video), "--source", str(face), "--sink", "null",
             "--no-tui", "--set", "detector.model=centerface", "--stats-every", "0.5"]
-    pid, fd = pty.fork()
-    if pid == 0:  # child: stdin/stdout/stderr are the pty (a terminal)
-        os.environ["LIVECAM_MODELS_DIR"] = str(standins_dir)
-        os.execv(sys.executable, argv)
-    try:
-        assert b"fps in" in _wait_for(fd, b"fps in", 30.0)  # running, stats printed
-        t0 = time.monotonic()
-        if how == "q":
-            os.write(fd, b"q")
-        else:
-            os.kill(pid, signal.SIGINT)
-        status = None
-        out = b""
-        while time.monotonic() - t0 < 5.0:
-            out += _wait_for(fd, b"\x00", 0.1)
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-        elapsed = time.monotonic() - t0
-    finally:
-        if status is None:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        os.close(fd)
-    assert status is not None and os.waitstatus_to_exitcode(status) == 0
+    proc = on_pty(argv, {"LIVECAM_MODELS_DIR": str(standins_dir)})
+    assert proc.read_until((b"fps in",), 30.0)  # running, stats printed
+    t0 = time.monotonic()
+    if how == "q":
+        os.write(proc.fd, b"q")
+    else:
+        os.kill(proc.pid, signal.SIGINT)
+    code = proc.wait(5.0)
+    elapsed = time.monotonic() - t0
+    assert code == 0
     assert elapsed < 5.0  # threads stopped within 1 s (the line below), plus interpreter exit under load
-    text = out.decode(errors="replace")
+    text = proc.output.decode(errors="replace")
     stopped = [line for line in text.splitlines() if line.startswith("stopped in")]
     assert stopped and float(stopped[0].split()[2]) < 1.0

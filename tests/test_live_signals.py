@@ -162,48 +162,14 @@ def test_run_refuses_a_non_empty_frames_folder(clip, standins_dir, tmp_path):
     assert (out / "000000.png").stat().st_size > 100  # a real frame replaced the old file
 
 
-def test_sigterm_quits_the_tui_and_finalises_the_recording(clip, standins_dir, tmp_path):
+def test_sigterm_quits_the_tui_and_finalises_the_recording(clip, standins_dir, tmp_path, on_pty):
     """The TUI owns the terminal; SIGTERM must still end it like `q` and finalise the file."""
-    import pty
-
     out = tmp_path / "tui.mp4"
     argv = [sys.executable, "-m", "livecam", "run", "--input", str(clip), "--sink", f"file:{out}",
             "--set", "output.width=320", "--set", "output.height=240"]
-    pid, fd = pty.fork()
-    if pid == 0:  # child: a terminal, so the TUI starts
-        os.environ["LIVECAM_MODELS_DIR"] = str(standins_dir)
-        os.environ["TERM"] = "xterm-256color"
-        os.execv(sys.executable, argv)
-    import select
-
-    buf = b""
-    status = None
-    try:
-        end = time.monotonic() + 60
-        while b"LIVE" not in buf and b"NO FACE" not in buf and time.monotonic() < end:
-            if select.select([fd], [], [], 0.1)[0]:
-                try:
-                    buf += os.read(fd, 65536)
-                except OSError:
-                    break
-        assert b"NO FACE" in buf or b"LIVE" in buf, buf[-2000:]
-        time.sleep(1.0)  # frames go out
-        os.kill(pid, signal.SIGTERM)
-        end = time.monotonic() + 15
-        while time.monotonic() < end:
-            if select.select([fd], [], [], 0.1)[0]:
-                try:
-                    os.read(fd, 65536)
-                except OSError:
-                    pass
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            status = None
-    finally:
-        if status is None:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        os.close(fd)
-    assert status is not None and os.waitstatus_to_exitcode(status) == 0
+    proc = on_pty(argv, {"LIVECAM_MODELS_DIR": str(standins_dir), "TERM": "xterm-256color"})
+    assert proc.read_until((b"NO FACE", b"LIVE"), 60.0), proc.output[-2000:]  # the TUI is up
+    time.sleep(1.0)  # frames go out
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(15.0) == 0
     assert _count_frames(out) >= 15  # playable, with the frames of the run
