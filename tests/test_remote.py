@@ -548,9 +548,9 @@ def test_live_loop_keeps_capturing_and_sending_while_the_server_hangs(server, st
             after = session.stats.snapshot()
             elapsed = time.monotonic() - t0
             assert session.running
-            # generous: half the nominal 30 fps on a loaded machine; a stalled loop would give ~0
-            assert after.frames_in - before.frames_in >= 15 * elapsed
-            assert after.frames_out - before.frames_out >= 15 * elapsed
+            # generous: a third of the nominal 30 fps on a loaded machine; a stalled loop would give ~0
+            assert after.frames_in - before.frames_in >= 10 * elapsed
+            assert after.frames_out - before.frames_out >= 10 * elapsed
             assert after.remote_rtt_ms["failed"] > before.remote_rtt_ms.get("failed", 0)
             assert after.stage_errors > before.stage_errors  # the frames went through unswapped, counted
         finally:
