@@ -343,9 +343,11 @@ def test_server_hung_then_killed_mid_run_passes_through_and_reconnects(tint_stan
         assert sum(x[0] for x in up) >= 3, "no frame was swapped through the server"
 
         os.killpg(srv.proc.pid, signal.SIGSTOP)  # hung: accepts connections, never answers
-        hung = until(lambda s: len(s) >= 8, 60)
+        # until 3 calls missed their deadline (frames without a face make no call) and a few more
+        hung = until(lambda s: sum(any(e.startswith("swap") for e in x[3].errors) for x in s) >= 6, 60)
         assert all(x[1] for x in hung), "a frame was not passed through while the server hung"
         assert max(x[2] for x in hung) <= deadline_ms / 1000 + slack_s
+        assert sum(x[2] >= 0.9 * deadline_ms / 1000 for x in hung) >= 3  # waited for it, up to the deadline
         assert not session.connected  # consecutive misses mark it down: later calls fail at once
 
         srv.kill()  # gone (SIGKILL)
@@ -546,9 +548,9 @@ def test_live_loop_keeps_capturing_and_sending_while_the_server_hangs(server, st
             after = session.stats.snapshot()
             elapsed = time.monotonic() - t0
             assert session.running
-            # generous: half the nominal 30 fps on a loaded machine; a stalled loop would give ~0
-            assert after.frames_in - before.frames_in >= 15 * elapsed
-            assert after.frames_out - before.frames_out >= 15 * elapsed
+            # generous: a third of the nominal 30 fps on a loaded machine; a stalled loop would give ~0
+            assert after.frames_in - before.frames_in >= 10 * elapsed
+            assert after.frames_out - before.frames_out >= 10 * elapsed
             assert after.remote_rtt_ms["failed"] > before.remote_rtt_ms.get("failed", 0)
             assert after.stage_errors > before.stage_errors  # the frames went through unswapped, counted
         finally:

@@ -250,10 +250,12 @@ class RemoteSession:
             ROUND_TRIPS.fail()
             reason = f"{exc.status() or ''} {exc.message() or exc}".strip()
             self._misses += 1
-            if _is_connection_error(exc) or self._misses >= FAILS_BEFORE_DOWN:
+            lost = _is_connection_error(exc)
+            if lost or self._misses >= FAILS_BEFORE_DOWN:
                 self._mark_down(reason)
-            raise RemoteUnavailable(f"remote {self.name}: no answer from {self.url} within "
-                                    f"{self.deadline_s * 1000:.0f} ms ({reason})",
+            what = "lost the connection to" if lost else \
+                f"no answer within {self.deadline_s * 1000:.0f} ms from"
+            raise RemoteUnavailable(f"remote {self.name}: {what} {self.url} ({reason})",
                                     "raise runtime.remote_deadline_ms, or check the server and the network") from exc
         elapsed = time.perf_counter() - t0
         add_infer_seconds(elapsed)
