@@ -124,6 +124,9 @@ class ServerProcess:
             time.sleep(0.05)
         if self.workspace is not None:
             shutil.rmtree(self.workspace, ignore_errors=True)
+        # pytriton names its shared-memory blocks after the server's pid: a crash leaves them behind
+        for block in Path("/dev/shm").glob(f"pytrtion{self.proc.pid}-*"):
+            block.unlink(missing_ok=True)
 
     def __enter__(self) -> "ServerProcess":
         return self.start()
