@@ -236,13 +236,15 @@ def evaluate(clip_name: str, root: Path, extra: list[str] = (), variants=("ident
     has = [len(t) > 0 for t in tracks]
     score.yunet_frames = sum(len(f) > 0 for f in yn)
     score.misses = sum(1 for f, h in zip(yn, has) if len(f) and not h)
+    after: set[int] = set()
     for c in cuts(ins):
-        if not len(yn[c]):  # a cut to a face-less scene: no face may stay for long
+        if len(yn[c - 1]) and not len(yn[c]):  # a cut from a face to a face-less scene
             end = c
             while end < len(ins) and not len(yn[end]):
                 end += 1
-            score.cut_frames += end - c
-            score.faces_after_cut += sum(has[c:end])
+            after.update(range(c, end))
+    score.cut_frames = len(after)
+    score.faces_after_cut = sum(has[i] for i in after)
     return score
 
 

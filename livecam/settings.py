@@ -42,7 +42,7 @@ SWAPPER_MODELS = (
     "inswapper_128",
     "inswapper_128_fp16",
 )
-DETECTOR_MODELS = ("scrfd", "centerface")
+DETECTOR_MODELS = ("scrfd", "centerface", "yunet")
 LANDMARKER_MODELS = ("2dfan4", "2d106det", "none")
 OCCLUSION_MODELS = ("xseg_1", "xseg_2", "xseg_3", "many")
 REGION_MODELS = ("bisenet_resnet_34", "bisenet_resnet_18")

@@ -36,18 +36,18 @@ def test_models_list_shows_every_model_with_licence(run, standins_dir):
 
 def test_models_list_without_models(run):
     rc, out, _ = run("models", "list")
-    assert rc == 0 and out.count("not downloaded") == 14
+    assert rc == 0 and out.count("not downloaded") == 15
 
 
 def test_verify_passes_on_standins_and_fails_on_damage(run, standins_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("LIVECAM_MODELS_DIR", str(standins_dir))
     rc, out, _ = run("models", "verify")
-    assert rc == 0 and "15 ok, 0 failed" in out
+    assert rc == 0 and "16 ok, 0 failed" in out
     d = tmp_path / "m"
     shutil.copytree(standins_dir, d)
     (d / "xseg_2.onnx").write_bytes((d / "xseg_2.onnx").read_bytes()[:-1])
     rc, out, err = run("models", "verify", "--models-dir", str(d))
-    assert rc == 1 and "xseg_2: FAILED" in err and "14 ok, 1 failed" in out
+    assert rc == 1 and "xseg_2: FAILED" in err and "15 ok, 1 failed" in out
     rc, out, err = run("models", "verify", "xseg_1", "--models-dir", str(d))
     assert rc == 0 and "1 ok, 0 failed" in out
 
@@ -64,7 +64,7 @@ def test_pull_unknown_and_offline(run, monkeypatch):
     assert rc == 2
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     rc, _, err = run("models", "pull", "--all")
-    assert rc == 2 and "14 of 14 failed" in err
+    assert rc == 2 and "15 of 15 failed" in err
 
 
 def test_pull_package_model_is_ok_offline(run, monkeypatch):

@@ -249,7 +249,7 @@ def test_scrfd_other_sizes_have_contract_shapes(standins_dir):
 
 def test_cli_writes_named_variant(tmp_path, capsys):
     assert si.main(["--out", str(tmp_path / "o"), "--swapper", "nan"]) == 0
-    assert "14 stand-ins (nan swapper)" in capsys.readouterr().out
+    assert "15 stand-ins (nan swapper)" in capsys.readouterr().out
     out = _run(tmp_path / "o", "hyperswap_1a_256", source=_source(0), target=np.zeros((1, 3, 256, 256), np.float32))
     assert np.isnan(out[0]).all()
     with pytest.raises(ValueError):

@@ -70,6 +70,8 @@ class TrackerTuning:
     max_residual: float = 0.02  # median fit residual, fraction of face size
     min_ncc: float = 0.55  # aligned patch vs the one at the last detection
     edge_margin: float = 0.08  # fraction of face size from the frame edge
+    outside: float = 0.25  # fraction of the face box outside the frame that makes it a partial face
+    no_face_every: int = 3  # with no track, detect on every this many frames (a face is found within 100 ms)
     min_confidence: float = 0.3
     miss_decay: float = 0.5
     snap_iod: float = 0.5  # detection this far from the prediction (x IOD): the face moved
@@ -105,6 +107,7 @@ class _Track:
     lost: int = 0
     detected: bool = True
     t: float = 0.0
+    edge_checks: int = 0  # a new face at the frame edge is re-detected on this many more frames
 
     @property
     def size(self) -> float:
@@ -159,7 +162,7 @@ class FaceTracker:
         self._tracks: list[_Track] = []
         self._lost: list[_Track] = []
         self._next_id = 0
-        self._since_detect = 0
+        self._since_detect = 1 << 30  # the first frame detects
         self._requested = False
         self.configure(settings)
 
@@ -187,7 +190,7 @@ class FaceTracker:
         self._tracks.clear()
         self._lost.clear()
         self._pyr.reset()
-        self._since_detect = 0
+        self._since_detect = 1 << 30  # the next frame detects
         self._since_full = 0
         self._requested = False
 
@@ -203,15 +206,15 @@ class FaceTracker:
         self.frames += 1
         if self.enabled:
             self._pyr.build(frame)
-        urgent = (not self.enabled) or self._requested or not self._tracks
-        periodic = self._since_detect + 1 >= self.every_n
+        urgent = (not self.enabled) or self._requested
+        periodic = self._since_detect + 1 >= (self.every_n if self._tracks else min(self.every_n, tu.no_face_every))
         # 1. motion
         if self.enabled and self._tracks:
             urgent |= self._move_tracks(w, h)
         # 2. detection: urgent ones on the whole frame; periodic ones mostly on face crops
         detected_ids: set[int] = set()
         if urgent or periodic:
-            if not urgent and self._since_full + 1 < tu.full_every:
+            if not urgent and self._tracks and self._since_full + 1 < tu.full_every:
                 detected_ids = self._detect_crops(frame, timestamp)
                 self._since_full += 1
             else:
@@ -292,10 +295,9 @@ class FaceTracker:
                     tr.points = np.concatenate([tr.points, more])
             else:
                 tr.healthy = False
-            box = bbox_from_kps(tr.out, tr.bbox_canon)
-            margin = tu.edge_margin * size
-            near_edge = box[0] < margin or box[1] < margin or box[2] > w - margin or box[3] > h - margin
-            need |= (not tr.healthy) or near_edge or tr.confidence < 0.99
+            # a box touching the frame edge is the normal laptop case; only a face mostly out of
+            # the frame (or unhealthy, or unconfirmed) needs the detector now
+            need |= (not tr.healthy) or self._partial(bbox_from_kps(tr.out, tr.bbox_canon)) or tr.confidence < 0.99
         return need
 
     def _patch_of(self, kps5: np.ndarray) -> np.ndarray:
@@ -455,7 +457,8 @@ class FaceTracker:
                     landmarks68=None if lm68 is None else np.asarray(lm68, np.float64), landmark_score=lscore,
                     embedding=emb, t=t)
         tr.filt.reset(kps, t)
-        tr.confidence = self._detection_confidence(det)
+        tr.confidence = self._detection_confidence(det, new=True)
+        tr.edge_checks = 2 if tr.confidence < 1.0 else 0
         self._reseed(tr, det.bbox)
         return tr
 
@@ -485,19 +488,32 @@ class FaceTracker:
             tr.filt.reset(kps, t)
             tr.out = kps.copy()
             tr.meas = kps.copy()
-        tr.confidence = self._detection_confidence(det)
+        tr.confidence = self._detection_confidence(det, new=tr.edge_checks > 0)
+        tr.edge_checks = max(0, tr.edge_checks - 1)
         tr.healthy = True
         tr.detected = True
         self._reseed(tr, det.bbox)
 
-    def _detection_confidence(self, det: Detection) -> float:
-        """1, or 0.5 for a box at the frame edge (likely a partial face: check again next frame)."""
+    def _partial(self, box: np.ndarray) -> bool:
+        """More than `outside` of the box lies outside the frame (a face leaving it)."""
         if self._frame_hw is None:
-            return 1.0
+            return False
         h, w = self._frame_hw
-        m = self.tuning.edge_margin * det.size
-        b = det.bbox
-        return 0.5 if (b[0] < m or b[1] < m or b[2] > w - m or b[3] > h - m) else 1.0
+        bw, bh = max(box[2] - box[0], 1e-3), max(box[3] - box[1], 1e-3)
+        inside = max(0.0, min(box[2], w) - max(box[0], 0)) * max(0.0, min(box[3], h) - max(box[1], 0))
+        return inside < (1.0 - self.tuning.outside) * bw * bh
+
+    def _detection_confidence(self, det: Detection, new: bool = False) -> float:
+        """1, or 0.5 (check again next frame) for a face mostly out of the frame, or a new face at
+        the frame edge (likely entering: its first box may be partial)."""
+        if self._partial(det.bbox):
+            return 0.5
+        if new and self._frame_hw is not None:
+            h, w = self._frame_hw
+            m, b = self.tuning.edge_margin * det.size, det.bbox
+            if b[0] < m or b[1] < m or b[2] > w - m or b[3] > h - m:
+                return 0.5
+        return 1.0
 
     def _smooth(self, tr: _Track, t: float) -> None:
         if not self.smoothing:
