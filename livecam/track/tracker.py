@@ -53,7 +53,7 @@ from livecam.face.detect import box_iou, detect_in_crop
 from livecam.face.geometry import TEMPLATES, align_matrix, estimate_similarity, interocular, transform_points
 from livecam.face.landmarks import alignment_kps5
 from livecam.face.types import Detection, Face
-from livecam.track.lk import GrayFrames, LKParams, fit_similarity, seed_points, track_points
+from livecam.track.lk import LKParams, RoiGray, fit_similarity, seed_roi_points, track_roi_points
 from livecam.track.one_euro import OneEuro
 from livecam.track.se2 import Bounds, bound_correction
 
@@ -158,7 +158,8 @@ class FaceTracker:
         self._since_full = 0
         self._small_buf: np.ndarray | None = None
         self._frame_hw: tuple[int, int] | None = None
-        self._pyr = GrayFrames()
+        self._gray = RoiGray()
+        self._frame: np.ndarray | None = None  # this frame, during update() only
         self._tracks: list[_Track] = []
         self._lost: list[_Track] = []
         self._next_id = 0
@@ -172,7 +173,7 @@ class FaceTracker:
         self.every_n = int(settings.detector.every_n)
         ts = settings.tracker
         if bool(ts.enabled) != getattr(self, "enabled", bool(ts.enabled)):
-            self._pyr.reset()  # a stale previous frame must not feed LK
+            self._gray.reset()  # a stale previous frame must not feed LK
         self.enabled = bool(ts.enabled)
         self.smoothing = bool(ts.smoothing)
         self.min_cutoff = float(ts.min_cutoff)
@@ -189,7 +190,7 @@ class FaceTracker:
     def reset(self) -> None:
         self._tracks.clear()
         self._lost.clear()
-        self._pyr.reset()
+        self._gray.reset()
         self._since_detect = 1 << 30  # the next frame detects
         self._since_full = 0
         self._requested = False
@@ -204,8 +205,9 @@ class FaceTracker:
         h, w = frame.shape[:2]
         self._frame_hw = (h, w)
         self.frames += 1
-        if self.enabled:
-            self._pyr.build(frame)
+        self._frame = frame
+        if self.enabled:  # grey of the tracked region only, at a working scale
+            self._gray.build(frame, [bbox_from_kps(tr.out, tr.bbox_canon) for tr in self._tracks])
         urgent = (not self.enabled) or self._requested
         periodic = self._since_detect + 1 >= (self.every_n if self._tracks else min(self.every_n, tu.no_face_every))
         # 1. motion
@@ -243,13 +245,14 @@ class FaceTracker:
             self._smooth(tr, timestamp)
             faces.append(self._face(tr))
         faces.sort(key=lambda f: -f.size)
+        self._frame = None  # the caller may reuse its buffer
         return faces
 
     # -- steps ----------------------------------------------------------------
     def _move_tracks(self, w: int, h: int) -> bool:
         """LK all tracks' points at once; returns True when a detection is needed now."""
         tu = self.tuning
-        if self._pyr.prev is None:
+        if self._gray.prev is None or self._gray.cur is None:
             for tr in self._tracks:
                 tr.healthy = False
             return True
@@ -258,7 +261,7 @@ class FaceTracker:
             pts = [tr.points, tr.out.astype(np.float32)]
             sets.append(np.concatenate(pts, axis=0))
         allp = np.concatenate(sets, axis=0)
-        new, ok, fb = track_points(self._pyr.prev, self._pyr.cur, allp, tu.lk)
+        new, ok, fb = track_roi_points(self._gray.prev, self._gray.cur, allp, tu.lk)
         ok &= fb < self.fb_max
         ok &= (new[:, 0] >= 0) & (new[:, 1] >= 0) & (new[:, 0] < w) & (new[:, 1] < h)
         need = False
@@ -290,8 +293,8 @@ class FaceTracker:
                 tr.healthy = self._patch_ok(tr)
                 tr.detected = False
                 if len(tr.points) < tu.texture_points // 2:
-                    more = seed_points(self._pyr.gray, bbox_from_kps(tr.out, tr.bbox_canon),
-                                       tu.texture_points - len(tr.points))
+                    more = seed_roi_points(self._gray.cur, bbox_from_kps(tr.out, tr.bbox_canon),
+                                           tu.texture_points - len(tr.points))
                     tr.points = np.concatenate([tr.points, more])
             else:
                 tr.healthy = False
@@ -301,8 +304,9 @@ class FaceTracker:
         return need
 
     def _patch_of(self, kps5: np.ndarray) -> np.ndarray:
-        m = align_matrix(kps5, "arcface_112_v2", self.tuning.patch)
-        return cv2.warpAffine(self._pyr.gray, m, (self.tuning.patch, self.tuning.patch), flags=cv2.INTER_LINEAR,
+        roi = self._gray.cur
+        m = align_matrix(kps5, "arcface_112_v2", self.tuning.patch) @ roi.from_frame_matrix()  # ROI -> patch
+        return cv2.warpAffine(roi.image, m, (self.tuning.patch, self.tuning.patch), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE)
 
     def _patch_ok(self, tr: _Track) -> bool:
@@ -465,7 +469,10 @@ class FaceTracker:
     def _reseed(self, tr: _Track, bbox) -> None:
         if not self.enabled:
             return
-        tr.points = seed_points(self._pyr.gray, bbox, self.tuning.texture_points)
+        if self._gray.ensure(self._frame, bbox) is None:  # a box (almost) outside the frame
+            tr.points, tr.patch = np.zeros((0, 2), np.float32), None
+            return
+        tr.points = seed_roi_points(self._gray.cur, bbox, self.tuning.texture_points)
         tr.patch = self._patch_of(tr.out)
 
     def _apply_detection(self, tr: _Track, det: Detection, measured, emb, t: float) -> None:
