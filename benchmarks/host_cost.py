@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from benchmarks.footage import fetch
-from benchmarks.real_footage import read_frames
+from benchmarks.real_footage import read_frames, yunet_faces
 from livecam.face.types import Detection
 
 
@@ -44,12 +44,12 @@ class ReplayDetector:
 
 
 def yunet_detections(frames: list[np.ndarray], scale: float) -> list[list[Detection]]:
-    from livecam.face.detect import YuNetDetector
-
-    det = YuNetDetector(fetch("face_detection_yunet_2023mar.onnx"), size=max(frames[0].shape[:2]), score=0.5)
+    """YuNet (full resolution, score 0.5) on every frame, scaled by `scale`, largest first."""
     out = []
-    for f in frames:
-        out.append([Detection(bbox=d.bbox * scale, kps5=d.kps5 * scale, score=d.score) for d in det.detect(f)])
+    for rows in yunet_faces(frames, score=0.5):
+        dets = [Detection(bbox=np.r_[r[0:2], r[0:2] + r[2:4]].astype(np.float32) * scale,
+                          kps5=r[4:14].reshape(5, 2).astype(np.float32) * scale, score=float(r[14])) for r in rows]
+        out.append(sorted(dets, key=lambda d: -d.size))
     return out
 
 

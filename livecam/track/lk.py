@@ -126,7 +126,10 @@ class RoiGray:
             return None
         sub = frame[y1:y2, x1:x2]
         nw, nh = max(8, int(round((x2 - x1) * scale))), max(8, int(round((y2 - y1) * scale)))
-        if (nw, nh) != (x2 - x1, y2 - y1):
+        if scale < 0.5:  # INTER_AREA by a large non-integer factor costs ms at 1080p: linear to twice the
+            # size first (2x2 taps per pixel), then an exact 2:1 area step (no aliasing of the final grid)
+            sub = cv2.resize(sub, (2 * nw, 2 * nh), interpolation=cv2.INTER_LINEAR)
+        if sub.shape[:2] != (nh, nw):
             sub = cv2.resize(sub, (nw, nh), interpolation=cv2.INTER_AREA)
         img = cv2.cvtColor(sub, cv2.COLOR_BGR2GRAY) if sub.ndim == 3 else np.ascontiguousarray(sub)
         return GrayRoi(img, np.array([x1, y1], np.float64), np.array([nw / (x2 - x1), nh / (y2 - y1)]))

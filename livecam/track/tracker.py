@@ -156,7 +156,6 @@ class FaceTracker:
         self.roi_calls = 0  # of which on face crops
         self.frames = 0
         self._since_full = 0
-        self._small_buf: np.ndarray | None = None
         self._frame_hw: tuple[int, int] | None = None
         self._gray = RoiGray()
         self._frame: np.ndarray | None = None  # this frame, during update() only
@@ -357,7 +356,7 @@ class FaceTracker:
             tr = self._tracks[ti]
             det, meas, emb = dets[di], measured[di], embs[di]
             if self.enabled and tr.healthy and abs(_roll_deg(tr.out)) > tu.roi_roll_deg:
-                upright = self._crop_detection(frame, tr, *self._small(frame))
+                upright = self._crop_detection(frame, tr)
                 if upright is not None:
                     det, meas = upright, self._measure(frame, upright)
             self._apply_detection(tr, det, meas, emb, t)
@@ -387,18 +386,10 @@ class FaceTracker:
             confirmed.add(tr.id)
         return confirmed
 
-    def _small(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
-        """The frame at the detector's input scale (INTER_AREA, as the detector resizes it), reused buffer."""
+    def _input_scale(self, frame: np.ndarray) -> float:
+        """Detector input pixels per frame pixel (at most 1)."""
         scale_fn = getattr(self.detector, "input_scale", None)
-        s = float(scale_fn(frame.shape[:2])) if scale_fn else 1.0
-        h, w = frame.shape[:2]
-        if s >= 1.0:
-            return frame, 1.0
-        size = (max(1, int(round(w * s))), max(1, int(round(h * s))))
-        if self._small_buf is None or self._small_buf.shape[:2] != (size[1], size[0]):
-            self._small_buf = np.empty((size[1], size[0], 3), np.uint8)
-        cv2.resize(frame, size, dst=self._small_buf, interpolation=cv2.INTER_AREA)
-        return self._small_buf, size[0] / w
+        return min(1.0, float(scale_fn(frame.shape[:2]))) if scale_fn else 1.0
 
     def _crop_matrix(self, tr: _Track, s: float) -> tuple[np.ndarray, int]:
         """Small-frame -> face crop: face centred, upright when rolled (else an integer window,
@@ -418,18 +409,37 @@ class FaceTracker:
         t = np.array([side / 2, side / 2]) - r @ c
         return np.hstack([r, t[:, None]]), side
 
-    def _crop_detection(self, frame: np.ndarray, tr: _Track, small: np.ndarray, s: float) -> Detection | None:
+    def _crop_detection(self, frame: np.ndarray, tr: _Track) -> Detection | None:
         """The track's face detected in a crop around it (upright when rolled), or None.
 
-        `small, s` = `self._small(frame)`.
+        The detector's input is built from the crop itself: only the frame window under
+        the crop is scaled to the detector's input scale (INTER_AREA, as a whole-frame
+        detection would scale it), never the whole frame.
         """
-        m, side = self._crop_matrix(tr, s)
-        dets = detect_in_crop(self.detector, small, m, side)
+        s = self._input_scale(frame)
+        m, side = self._crop_matrix(tr, s)  # detector-scale frame -> crop
+        inv = cv2.invertAffineTransform(m)
+        corners = np.array([[0, 0], [side, 0], [0, side], [side, side]], np.float64) @ inv[:, :2].T + inv[:, 2]
+        h, w = frame.shape[:2]
+        x0, y0 = (max(0, int(np.floor(v))) for v in corners.min(0) / s)
+        x1, y1 = min(w, int(np.ceil(corners[:, 0].max() / s))), min(h, int(np.ceil(corners[:, 1].max() / s)))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        window = frame[y0:y1, x0:x1]
+        ww, wh = max(1, int(round((x1 - x0) * s))), max(1, int(round((y1 - y0) * s)))
+        if (ww, wh) != (x1 - x0, y1 - y0):
+            window = cv2.resize(window, (ww, wh), interpolation=cv2.INTER_AREA)
+        sx, sy = ww / (x1 - x0), wh / (y1 - y0)
+        to_small = np.array([[s / sx, 0.0, x0 * s], [0.0, s / sy, y0 * s], [0.0, 0.0, 1.0]])  # window -> scaled frame
+        dets = detect_in_crop(self.detector, window, m @ to_small, side)
         self.detector_calls += 1
         self.roi_calls += 1
         if not dets:
             return None
-        dets = [Detection(bbox=d.bbox / s, kps5=d.kps5 / s, score=d.score) for d in dets]
+        k = np.array([1.0 / sx, 1.0 / sy])
+        o = np.array([x0, y0], np.float64)
+        dets = [Detection(bbox=(d.bbox.reshape(2, 2) * k + o).reshape(4).astype(np.float32),
+                          kps5=(d.kps5 * k + o).astype(np.float32), score=d.score) for d in dets]
         iod = max(interocular(tr.out), 1.0)
         best = min(dets, key=lambda d: np.linalg.norm(d.kps5.mean(0) - tr.out.mean(0)))
         if np.linalg.norm(best.kps5.mean(0) - tr.out.mean(0)) > self.tuning.snap_iod * iod:
@@ -439,9 +449,8 @@ class FaceTracker:
     def _detect_crops(self, frame: np.ndarray, t: float) -> set[int]:
         """Periodic re-measure of every (healthy) track in a crop around it."""
         confirmed = set()
-        small, s = self._small(frame)
         for tr in self._tracks:
-            det = self._crop_detection(frame, tr, small, s)
+            det = self._crop_detection(frame, tr)
             if det is None:
                 tr.confidence *= self.tuning.miss_decay
                 continue
