@@ -94,7 +94,14 @@ def write_models(root: Path, swapper: str) -> Path:
 
     out = root / f"models_{swapper}"
     if not (out / "inswapper_128.onnx").exists():
+        import shutil
+
+        from livecam.inference.store import write_hash_file
+
         write_standins(out, swapper=swapper)
+        yunet = out / "face_detection_yunet_2023mar.onnx"  # the real detector, so detector.model=yunet works
+        shutil.copyfile(fetch("face_detection_yunet_2023mar.onnx"), yunet)
+        write_hash_file(yunet)
     return out
 
 

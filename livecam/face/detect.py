@@ -16,6 +16,7 @@ import numpy as np
 
 from livecam.face.geometry import warp_crop
 from livecam.face.types import Detection
+from livecam.timing import infer_timer
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +367,8 @@ class YuNetDetector:
         if (w, h) != self._input_wh:
             self._net.setInputSize((w, h))
             self._input_wh = (w, h)
-        _, faces = self._net.detect(np.ascontiguousarray(image))
+        with infer_timer():  # OpenCV DNN runs the model: count it as model time, as ORT sessions do
+            _, faces = self._net.detect(np.ascontiguousarray(image))
         if faces is None or len(faces) == 0:
             return []
         faces = np.asarray(faces, np.float32)
