@@ -54,6 +54,7 @@ class Pipeline:
         self.bank = bank
         self._own_tracker = tracker is None
         self.tracker = tracker if tracker is not None else self._make_tracker(loader, settings, bank is not None)
+        self._calls_seen: int | None = None  # detector calls counted into reports so far
         self._tracker_switch = None  # detector/landmarker changes build a new tracker off the frame thread
         if self._own_tracker:
             from livecam.track.detect_worker import ModelSwitch
@@ -85,8 +86,11 @@ class Pipeline:
                 embedder = ArcFaceEmbedder(loader.session("arcface_w600k_r50"))
             except Exception as exc:  # noqa: BLE001 - reference mode then falls back to the selector's own logic
                 log.warning("no ArcFace embedder for tracked faces (%s); selector mode 'reference' may not work", exc)
+        from livecam.track.detect_worker import DetectWorker
+
+        worker = DetectWorker() if settings.detector.background else None
         return FaceTracker(make_detector(loader, settings), make_landmarker(loader, settings), settings,
-                           embedder=embedder)
+                           embedder=embedder, worker=worker)
 
     @staticmethod
     def _make_selector():
@@ -140,7 +144,9 @@ class Pipeline:
         if new is not None:
             if hasattr(new, "configure"):
                 new.configure(self.settings)
-            self.tracker = new
+            old, self.tracker = self.tracker, new
+            if hasattr(old, "close"):
+                old.close()
 
     def source_face(self, settings):
         """The active `SourceFace`: the bank entry named by swapper.source, else the first one."""
@@ -261,7 +267,10 @@ class Pipeline:
                     out = self._draw_badge(out)
             except Exception as exc:  # noqa: BLE001
                 report.errors.append(self._error_once("badge", exc))
-        report.detector_calls = self.detector_calls - calls0
+        # since the last frame's count, not this frame's start: background detections land between frames
+        seen = self._calls_seen if self._calls_seen is not None and self._calls_seen <= calls0 else calls0
+        self._calls_seen = self.detector_calls
+        report.detector_calls = self._calls_seen - seen
         report.detected = report.detector_calls > 0
         report.guard_rejects = self.guard_rejects - rejects0
         report.stage_ms = dict(times.ms)

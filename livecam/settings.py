@@ -120,6 +120,8 @@ class DetectorSettings:
     size: int = _f(640, "int", "detector input size (scrfd: 320/480/640)", min=128, max=1280)
     score: float = _f(0.5, "float", "minimum detection score", min=0.0, max=1.0)
     every_n: int = _f(6, "int", "run the detector every N frames (1 = every frame)", min=1, max=120)
+    background: bool = _f(True, "bool", "periodic detections run in a background worker on the latest frame "
+                                        "(folded in when done; frames never wait for them)")
 
 
 @dataclass(frozen=True)

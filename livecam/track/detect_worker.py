@@ -80,3 +80,64 @@ class ModelSwitch:
                 if self._thread is t:
                     return
                 t = self._thread
+
+
+class DetectWorker:
+    """Runs the tracker's detection jobs in the background, one at a time.
+
+    The tracker submits a job (a callable over a private copy of the frame) when a
+    periodic detection is due and no job is pending; the job's result is picked up by
+    a later frame (`poll`) and folded in, carried forward by the motion since its frame.
+    No frame waits for it. Each job gets a short-lived thread (a few per second), so
+    nothing lingers after a session stops. `lock` serialises model use with the frame
+    thread's own (urgent) detections: models are not thread-safe.
+    """
+
+    def __init__(self, name: str = "livecam-detect"):
+        self.name = name
+        self.lock = threading.Lock()
+        self._cv = threading.Condition()
+        self._result = None
+        self._busy = False
+        self._closed = False
+
+    @property
+    def busy(self) -> bool:
+        with self._cv:
+            return self._busy or self._result is not None
+
+    def submit(self, job: Callable[[], object]) -> bool:
+        """Run `job` in the background; False (nothing done) while another job or result is pending."""
+        with self._cv:
+            if self._busy or self._result is not None or self._closed:
+                return False
+            self._busy = True
+        threading.Thread(target=self._run, args=(job,), name=self.name, daemon=True).start()
+        return True
+
+    def poll(self):
+        """The finished job's result (once), or None."""
+        with self._cv:
+            res, self._result = self._result, None
+            return res
+
+    def wait(self, timeout: float = 10.0) -> None:
+        """Block until no job runs (tests; never the frame loop)."""
+        with self._cv:
+            self._cv.wait_for(lambda: not self._busy, timeout)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+
+    def _run(self, job) -> None:
+        try:
+            with self.lock:
+                res = job()
+        except Exception as exc:  # noqa: BLE001 - one failed detection must not stop detecting
+            log.warning("background detection failed: %s", exc)
+            res = None
+        with self._cv:
+            self._result = None if self._closed else res
+            self._busy = False
+            self._cv.notify_all()

@@ -43,6 +43,7 @@ Per frame, for each track:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -108,10 +109,34 @@ class _Track:
     detected: bool = True
     t: float = 0.0
     edge_checks: int = 0  # a new face at the frame edge is re-detected on this many more frames
+    since: np.ndarray = field(default_factory=lambda: np.eye(3))  # motion since the pending background job's frame
 
     @property
     def size(self) -> float:
         return max(interocular(self.out) * 2.2, 1.0)
+
+
+@dataclass
+class _View:
+    """What a background detection needs of a track, copied at its frame."""
+
+    id: int
+    out: np.ndarray
+    bbox_canon: np.ndarray
+    healthy: bool
+
+
+@dataclass
+class _Job:
+    """A background detection's result: 'full' (whole frame) or 'crops' (one per track)."""
+
+    kind: str
+    gen: int
+    views: list
+    dets: list = field(default_factory=list)  # full: Detection; crops: Detection | None per view
+    measured: list = field(default_factory=list)
+    embs: list = field(default_factory=list)
+    upright: dict = field(default_factory=dict)  # full: track id -> (Detection, measured) re-measured upright
 
 
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
@@ -147,8 +172,12 @@ class FaceTracker:
     they ride on the track until the next detection.
     """
 
-    def __init__(self, detector, landmarker, settings, embedder=None, tuning: TrackerTuning | None = None):
+    def __init__(self, detector, landmarker, settings, embedder=None, tuning: TrackerTuning | None = None,
+                 worker=None):
         self.detector = detector
+        self.worker = worker  # a DetectWorker: periodic detections in the background (None: inline)
+        self._gen = 0  # bumped by every inline detection and reset: a background result from before is stale
+        self._job_buf: np.ndarray | None = None
         self.landmarker = landmarker
         self.embedder = embedder
         self.tuning = tuning or TrackerTuning()
@@ -179,14 +208,21 @@ class FaceTracker:
         self.beta = float(ts.beta)
         self.fb_max = float(ts.fb_max)
         self.landmark_score = float(settings.landmarker.score)
+        self.background = bool(getattr(settings.detector, "background", False))
         self.embed = self.embedder is not None and settings.selector.mode == "reference"
         for tr in self._tracks:
             tr.filt.min_cutoff, tr.filt.beta = self.min_cutoff, self.beta
+
+    def close(self) -> None:
+        """Stop the background worker (a replaced tracker)."""
+        if self.worker is not None:
+            self.worker.close()
 
     def request_detection(self) -> None:
         self._requested = True
 
     def reset(self) -> None:
+        self._gen += 1
         self._tracks.clear()
         self._lost.clear()
         self._gray.reset()
@@ -212,17 +248,30 @@ class FaceTracker:
         # 1. motion
         if self.enabled and self._tracks:
             urgent |= self._move_tracks(w, h)
-        # 2. detection: urgent ones on the whole frame; periodic ones mostly on face crops
+        # 2. detection: urgent ones on the whole frame, now; periodic ones mostly on face crops, in
+        # the background worker when there is one (folded in when done, carried by the motion since)
         detected_ids: set[int] = set()
+        # (a frame without a track detects inline: finding a face is what that frame needs)
+        use_worker = self.worker is not None and self.background and self.enabled
+        if use_worker:
+            done = self.worker.poll()
+            if done is not None and done.gen == self._gen and not urgent:
+                detected_ids = self._fold_job(done, timestamp)
         if urgent or periodic:
-            if not urgent and self._tracks and self._since_full + 1 < tu.full_every:
-                detected_ids = self._detect_crops(frame, timestamp)
-                self._since_full += 1
+            crops = not urgent and self._tracks and self._since_full + 1 < tu.full_every
+            if urgent or not use_worker or not self._tracks:
+                if use_worker:
+                    self._gen += 1  # a pending background result is stale now
+                with self.worker.lock if use_worker else contextlib.nullcontext():  # models are not thread-safe
+                    detected_ids = self._detect_crops(frame, timestamp) if crops else self._detect(frame, timestamp)
+            elif not self._submit(frame, "crops" if crops else "full"):
+                crops = None  # the worker is busy: try again next frame
+            if crops is not None:
+                self._since_full = self._since_full + 1 if crops else 0
+                self._since_detect = 0
+                self._requested = False
             else:
-                detected_ids = self._detect(frame, timestamp)
-                self._since_full = 0
-            self._since_detect = 0
-            self._requested = False
+                self._since_detect += 1
         else:
             self._since_detect += 1
         # 3. death of unhealthy, unconfirmed tracks
@@ -284,6 +333,7 @@ class FaceTracker:
                     keep[np.nonzero(good)[0][inl]] = True
                     tr.points = new[sl][:n_tex][keep[:n_tex]]
             if m is not None and healthy:
+                tr.since = np.vstack([m, [0.0, 0.0, 1.0]]) @ tr.since
                 tr.filt.predict(m)
                 tr.meas = transform_points(tr.meas, m)
                 tr.out = transform_points(tr.out, m)
@@ -323,14 +373,30 @@ class FaceTracker:
         return kps.astype(np.float64), lm68, float(score)
 
     def _detect(self, frame: np.ndarray, t: float) -> set[int]:
-        tu = self.tuning
-        dets = self.detector.detect(frame)
+        """Whole-frame detection, inline."""
+        return self._fold_full(self._run_full(frame, self._views()), t)
+
+    def _views(self) -> list[_View]:
+        return [_View(tr.id, tr.out.copy(), tr.bbox_canon.copy(), tr.healthy) for tr in self._tracks]
+
+    def _run_full(self, frame: np.ndarray, views: list[_View]) -> _Job:
+        """The models' part of a whole-frame detection (runs inline or in the worker)."""
+        job = _Job("full", self._gen, views)
+        job.dets = self.detector.detect(frame)
         self.detector_calls += 1
+        job.measured = [self._measure(frame, d) for d in job.dets]
+        job.embs = [self.embedder.embed(frame, m[0]) for m in job.measured] if self.embed else [None] * len(job.dets)
+        for v in views:  # a rolled face is re-measured upright (detectors mislocate points on rolled faces)
+            if self.enabled and v.healthy and abs(_roll_deg(v.out)) > self.tuning.roi_roll_deg:
+                upright = self._crop_detection(frame, v)
+                if upright is not None:
+                    job.upright[v.id] = (upright, self._measure(frame, upright))
+        return job
+
+    def _fold_full(self, job: _Job, t: float) -> set[int]:
+        tu = self.tuning
+        dets, measured, embs = job.dets, job.measured, job.embs
         confirmed: set[int] = set()
-        measured = [self._measure(frame, d) for d in dets]
-        embs = [None] * len(dets)
-        if self.embed:
-            embs = [self.embedder.embed(frame, m[0]) for m in measured]
         # IoU matching, best pairs first; ties broken by embedding similarity
         pairs = []
         if self._tracks and dets:
@@ -355,10 +421,8 @@ class FaceTracker:
             used_d.add(di)
             tr = self._tracks[ti]
             det, meas, emb = dets[di], measured[di], embs[di]
-            if self.enabled and tr.healthy and abs(_roll_deg(tr.out)) > tu.roi_roll_deg:
-                upright = self._crop_detection(frame, tr)
-                if upright is not None:
-                    det, meas = upright, self._measure(frame, upright)
+            if tr.id in job.upright:
+                det, meas = job.upright[tr.id]
             self._apply_detection(tr, det, meas, emb, t)
             confirmed.add(tr.id)
         for ti, tr in enumerate(self._tracks):
@@ -447,18 +511,73 @@ class FaceTracker:
         return best
 
     def _detect_crops(self, frame: np.ndarray, t: float) -> set[int]:
-        """Periodic re-measure of every (healthy) track in a crop around it."""
+        """Periodic re-measure of every (healthy) track in a crop around it, inline."""
+        return self._fold_crops(self._run_crops(frame, self._views()), t)
+
+    def _run_crops(self, frame: np.ndarray, views: list[_View]) -> _Job:
+        job = _Job("crops", self._gen, views)
+        for v in views:
+            det = self._crop_detection(frame, v)
+            meas = self._measure(frame, det) if det is not None else None
+            job.dets.append(det)
+            job.measured.append(meas)
+            job.embs.append(self.embedder.embed(frame, meas[0]) if (self.embed and meas is not None) else None)
+        return job
+
+    def _fold_crops(self, job: _Job, t: float) -> set[int]:
         confirmed = set()
-        for tr in self._tracks:
-            det = self._crop_detection(frame, tr)
+        by_id = {tr.id: tr for tr in self._tracks}
+        for v, det, meas, emb in zip(job.views, job.dets, job.measured, job.embs):
+            tr = by_id.get(v.id)
+            if tr is None:
+                continue
             if det is None:
                 tr.confidence *= self.tuning.miss_decay
                 continue
-            measured = self._measure(frame, det)
-            emb = self.embedder.embed(frame, measured[0]) if self.embed else None
-            self._apply_detection(tr, det, measured, emb, t)
+            self._apply_detection(tr, det, meas, emb, t)
             confirmed.add(tr.id)
         return confirmed
+
+    # -- background detection ------------------------------------------------------
+    def _submit(self, frame: np.ndarray, kind: str) -> bool:
+        """Hand a periodic detection of this frame to the worker (a private copy of the frame)."""
+        if self.worker.busy:
+            return False
+        if self._job_buf is None or self._job_buf.shape != frame.shape:
+            self._job_buf = np.empty_like(frame)
+        np.copyto(self._job_buf, frame)
+        views, buf, gen = self._views(), self._job_buf, self._gen
+        for tr in self._tracks:
+            tr.since = np.eye(3)
+        run = self._run_crops if kind == "crops" else self._run_full
+
+        def job():
+            res = run(buf, views)
+            res.gen = gen
+            return res
+
+        return self.worker.submit(job)
+
+    def _fold_job(self, job: _Job, t: float) -> set[int]:
+        """A background result, carried from its frame to this one by each track's motion since."""
+        since = {tr.id: tr.since for tr in self._tracks}
+        if job.kind == "crops":
+            job.dets, job.measured = zip(*[(None, None) if d is None or v.id not in since else
+                                           _carry(d, m, since[v.id]) for v, d, m in
+                                           zip(job.views, job.dets, job.measured)]) if job.views else ([], [])
+            return self._fold_crops(job, t)
+        # whole frame: a detection matched to a track's box at the job's frame moves with that track
+        if job.views and job.dets:
+            boxes = np.stack([bbox_from_kps(v.out, v.bbox_canon) for v in job.views])
+            iou = box_iou(boxes, np.stack([d.bbox for d in job.dets]))
+            carried_d, carried_m = list(job.dets), list(job.measured)
+            for di in range(len(job.dets)):
+                vi = int(np.argmax(iou[:, di]))
+                if iou[vi, di] >= self.tuning.match_iou and job.views[vi].id in since:
+                    carried_d[di], carried_m[di] = _carry(job.dets[di], job.measured[di], since[job.views[vi].id])
+            job.dets, job.measured = carried_d, carried_m
+        job.upright = {tid: _carry(d, m, since[tid]) for tid, (d, m) in job.upright.items() if tid in since}
+        return self._fold_full(job, t)
 
     def _new_track(self, det: Detection, measured, emb, t: float, tid: int | None) -> _Track:
         kps, lm68, lscore = measured
@@ -555,6 +674,18 @@ class FaceTracker:
         return Face(bbox=bbox, kps5=tr.out.astype(np.float32), score=float(tr.det_score * tr.confidence),
                     landmarks68=lm, landmark_score=tr.landmark_score, embedding=tr.embedding, track_id=tr.id,
                     detected=tr.detected)
+
+
+def _carry(det: Detection, measured, m3: np.ndarray):
+    """A detection (and its measurement) moved by the 3x3 similarity `m3`."""
+    m = m3[:2]
+    scale = math.hypot(m[0, 0], m[1, 0])
+    c = transform_points(np.array([[(det.bbox[0] + det.bbox[2]) / 2, (det.bbox[1] + det.bbox[3]) / 2]]), m)[0]
+    hw, hh = (det.bbox[2] - det.bbox[0]) * scale / 2, (det.bbox[3] - det.bbox[1]) * scale / 2
+    moved = Detection(bbox=np.array([c[0] - hw, c[1] - hh, c[0] + hw, c[1] + hh], np.float32),
+                      kps5=transform_points(det.kps5, m).astype(np.float32), score=det.score)
+    kps, lm68, score = measured
+    return moved, (transform_points(kps, m), None if lm68 is None else transform_points(lm68, m), score)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
