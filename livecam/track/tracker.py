@@ -2,27 +2,37 @@
 
 Per frame, for each track:
 
-1. **Motion.** LK (forward–backward checked; one grey frame per frame) moves the
-   track's points: its 5 points and up to 40 texture corners inside the face
-   box (re-seeded at each detection and when fewer than half survive). A
-   robust similarity (RANSAC, then a refit on inliers) fitted to the surviving
+1. **Motion.** LK (forward–backward checked) moves the track's points: its 5
+   points and up to 40 texture corners inside the face box (re-seeded at each
+   detection and when fewer than half survive). It runs on the grey image of
+   the tracked region only, at a working scale (`lk.RoiGray`: the face about
+   112 px wide), so its cost follows the face, not the frame. A robust
+   similarity (RANSAC, then a refit on inliers) fitted to the surviving
    points is the face's frame-to-frame motion `D`; the 5 points and the 68
    landmarks follow `D` (the 5-point set is re-fitted, not moved point by
    point). The track is *healthy* when enough points survive (FB error under
-   `tracker.fb_max`, RANSAC inliers), the fit residual is low, and a small
-   aligned grey patch still matches the one stored at the last detection
-   (NCC): that last check catches a track sliding onto the background.
+   `tracker.fb_max` ROI pixels, RANSAC inliers), the fit residual is low, and
+   a small aligned grey patch still matches the one stored at the last
+   detection (NCC): that last check catches a track sliding onto the
+   background (or a hard cut).
 2. **Detection** runs every N frames (`detector.every_n`), on
-   `request_detection()`, when there are no tracks, and at once when a track
-   is not healthy, nears the frame edge or its confidence has decayed. Those
-   urgent ones, and one periodic one in `full_every` (3), run on the whole
+   `request_detection()`, every 3rd frame while there is no track (a face
+   that appears is found within 100 ms at 30 fps), and at once when a track
+   is not healthy, mostly outside the frame (a box touching the frame edge is
+   the normal laptop case, not an emergency), or its confidence has decayed.
+   Urgent ones, and one periodic one in `full_every` (3), run on the whole
    frame; the other periodic ones re-measure each track in a crop around it
-   at the detector's own input scale (cheaper; an integer window on the
-   detector's 32-px grid, so a still face gives the detector the same pixels
-   as a whole-frame run). A face rolled beyond 10° is re-measured upright in
-   such a crop, rotated back (detectors mislocate points on rolled faces).
-   Detections match tracks by IoU (embedding cosine breaks ties); a lone lost
-   track hands its id to a lone new detection of similar size (a jump).
+   at the detector's own input scale, built from the frame window under the
+   crop only (an integer window on the detector's 32-px grid, so a still face
+   gives the detector the same pixels as a whole-frame run). A face rolled
+   beyond 10° is re-measured upright in such a crop, rotated back (detectors
+   mislocate points on rolled faces). With a `DetectWorker`
+   (`detector.background`), periodic detections of an existing track run in
+   the background on a copy of the frame; a later frame folds the result in,
+   carried forward by each track's motion since that frame (`_Track.since`),
+   so no frame waits for a model it does not need this frame. Detections
+   match tracks by IoU (embedding cosine breaks ties); a lone lost track hands
+   its id to a lone new detection of similar size (a jump).
 3. **Measurement.** A per-track anchor: the 5 points carried by `D` every
    frame; a detection pulls it by a weight (0.25, rising with the
    disagreement beyond detector noise; 68-point refinement when the
