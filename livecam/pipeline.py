@@ -286,6 +286,14 @@ class Pipeline:
         result = self._badge(frame)
         return frame if result is None else result
 
+    def close(self) -> None:
+        """Stop background work (the tracker's detection worker): a stopped session leaves no thread."""
+        if self._tracker_switch is not None:
+            self._tracker_switch.wait(1.0)
+        close = getattr(self.tracker, "close", None)
+        if close is not None:
+            close()
+
     def providers(self) -> dict[str, str]:
         try:
             return dict(self.loader.providers()) if self.loader is not None else {}

@@ -106,6 +106,10 @@ class DetectWorker:
         with self._cv:
             return self._busy or self._result is not None
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def submit(self, job: Callable[[], object]) -> bool:
         """Run `job` in the background; False (nothing done) while another job or result is pending."""
         with self._cv:
@@ -126,9 +130,11 @@ class DetectWorker:
         with self._cv:
             self._cv.wait_for(lambda: not self._busy, timeout)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 1.0) -> None:
+        """Take no more jobs; wait (up to `timeout`) for the running one to end."""
         with self._cv:
             self._closed = True
+            self._cv.wait_for(lambda: not self._busy, timeout)
 
     def _run(self, job) -> None:
         try:

@@ -262,7 +262,7 @@ class FaceTracker:
         # the background worker when there is one (folded in when done, carried by the motion since)
         detected_ids: set[int] = set()
         # (a frame without a track detects inline: finding a face is what that frame needs)
-        use_worker = self.worker is not None and self.background and self.enabled
+        use_worker = self.worker is not None and self.background and self.enabled and not self.worker.closed
         if use_worker:
             done = self.worker.poll()
             if done is not None and done.gen == self._gen and not urgent:
