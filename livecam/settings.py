@@ -169,8 +169,8 @@ class MaskSettings:
 @dataclass(frozen=True)
 class TemporalSettings:
     enabled: bool = _f(True, "bool", "master switch for temporal filters")
-    snap: bool = _f(True, "bool", "blend 70% toward previous crop when SSIM > 0.95")
-    anomaly: bool = _f(True, "bool", "blend 90% previous on a quality drop")
+    snap: bool = _f(True, "bool", "where the camera is still, hold up to 60% of the previous output")
+    anomaly: bool = _f(True, "bool", "hold the change the swap invents beyond the camera's own (flicker), up to 97%")
     seam: bool = _f(True, "bool", "reuse the previous seam band when motion < 3 px")
 
 
