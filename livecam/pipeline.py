@@ -288,8 +288,8 @@ class Pipeline:
 
     def close(self) -> None:
         """Stop background work (the tracker's detection worker): a stopped session leaves no thread."""
-        if self._tracker_switch is not None:
-            self._tracker_switch.wait(1.0)
+        if self._tracker_switch is not None and self._tracker_switch.loading:
+            self._tracker_switch.wait(0.5)
         close = getattr(self.tracker, "close", None)
         if close is not None:
             close()

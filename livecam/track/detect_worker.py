@@ -130,7 +130,7 @@ class DetectWorker:
         with self._cv:
             self._cv.wait_for(lambda: not self._busy, timeout)
 
-    def close(self, timeout: float = 1.0) -> None:
+    def close(self, timeout: float = 0.5) -> None:
         """Take no more jobs; wait (up to `timeout`) for the running one to end."""
         with self._cv:
             self._closed = True
