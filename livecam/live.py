@@ -246,7 +246,7 @@ class LiveSession:
                 clean = False
                 log.warning("thread %s did not stop within %.1f s (a blocked device?)", t.name, timeout)
         # Release devices even if a thread is stuck inside them: closing unblocks most drivers.
-        for closer in (self.source.close, self.sink.close):
+        for closer in (self.source.close, self.sink.close, getattr(self.pipeline, "close", lambda: None)):
             try:
                 closer()
             except Exception as exc:  # noqa: BLE001

@@ -55,6 +55,12 @@ class Pipeline:
         self.bank = bank
         self._own_tracker = tracker is None
         self.tracker = tracker if tracker is not None else self._make_tracker(loader, settings, bank is not None)
+        self._calls_seen: int | None = None  # detector calls counted into reports so far
+        self._tracker_switch = None  # detector/landmarker changes build a new tracker off the frame thread
+        if self._own_tracker:
+            from livecam.track.detect_worker import ModelSwitch
+
+            self._tracker_switch = ModelSwitch(lambda s: self._make_tracker(self.loader, s, self.bank is not None))
         self.selector = selector if selector is not None else self._make_selector()
         # swap=False: no swap stage (track and report only)
         self.swap = None if swap is False else (swap if swap is not None else self._make_swap(loader, settings))
@@ -83,8 +89,11 @@ class Pipeline:
                 embedder = ArcFaceEmbedder(loader.session("arcface_w600k_r50"))
             except Exception as exc:  # noqa: BLE001 - reference mode then falls back to the selector's own logic
                 log.warning("no ArcFace embedder for tracked faces (%s); selector mode 'reference' may not work", exc)
+        from livecam.track.detect_worker import DetectWorker
+
+        worker = DetectWorker() if settings.detector.background else None
         return FaceTracker(make_detector(loader, settings), make_landmarker(loader, settings), settings,
-                           embedder=embedder)
+                           embedder=embedder, worker=worker)
 
     @staticmethod
     def _make_selector():
@@ -114,18 +123,33 @@ class Pipeline:
 
     @property
     def loading(self) -> str:
-        return str(getattr(self.swap, "loading", "") or "") if self.swap is not None else ""
+        parts = [str(getattr(self.swap, "loading", "") or "") if self.swap is not None else ""]
+        if self._tracker_switch is not None:
+            parts.append(self._tracker_switch.loading)
+        return ", ".join(p for p in parts if p)
 
     def drain_messages(self) -> list[str]:
         """Take the swap stage's new notes and load errors (newest last) for the stats log."""
         messages = getattr(self.swap, "messages", None) if self.swap is not None else None
         out: list[str] = []
-        while messages:
-            try:
-                out.append(str(messages.popleft()))  # deque.popleft is atomic; the loader thread appends
-            except IndexError:
-                break
+        switch = self._tracker_switch.messages if self._tracker_switch is not None else None
+        for queue in (messages, switch):
+            while queue:
+                try:
+                    out.append(str(queue.popleft()))  # deque.popleft is atomic; the loader thread appends
+                except IndexError:
+                    break
         return out
+
+    def _adopt_tracker(self) -> None:
+        """Swap in a tracker built for new detector/landmarker settings, once it is ready."""
+        new = self._tracker_switch.take() if self._tracker_switch is not None else None
+        if new is not None:
+            if hasattr(new, "configure"):
+                new.configure(self.settings)
+            old, self.tracker = self.tracker, new
+            if hasattr(old, "close"):
+                old.close()
 
     def source_face(self, settings):
         """The active `SourceFace`: the bank entry named by swapper.source, else the first one."""
@@ -189,13 +213,13 @@ class Pipeline:
         self._version = state.version
         if old is new:
             return
-        if self._own_tracker and (old.detector.model, old.detector.size, old.detector.score, old.landmarker.model) != (
+        if self._tracker_switch is not None and (old.detector.model, old.detector.size, old.detector.score,
+                                                 old.landmarker.model) != (
                 new.detector.model, new.detector.size, new.detector.score, new.landmarker.model):
-            try:  # a different detector/landmarker: a new tracker (tracks restart)
-                self.tracker = self._make_tracker(self.loader, new, self.bank is not None)
-            except Exception as exc:  # noqa: BLE001 - keep the old one running
-                self._error_once("track", exc)
-        elif hasattr(self.tracker, "configure"):
+            # a different detector/landmarker: a new tracker (tracks restart), built off the frame
+            # thread; the old one keeps running until it is ready (`_adopt_tracker`)
+            self._tracker_switch.request(new)
+        if hasattr(self.tracker, "configure"):
             self.tracker.configure(new)
         if self.swap is not None and old.swapper.model != new.swapper.model and hasattr(self.swap, "request_model"):
             self.swap.request_model(new.swapper.model)
@@ -219,6 +243,7 @@ class Pipeline:
         times = self.times
         times.clear()
         self.apply(state)
+        self._adopt_tracker()
         settings = self.settings
         ts = time.monotonic() if timestamp is None else timestamp
         self.frames += 1
@@ -267,7 +292,10 @@ class Pipeline:
                     out = self._draw_badge(out)
             except Exception as exc:  # noqa: BLE001
                 report.errors.append(self._error_once("badge", exc))
-        report.detector_calls = self.detector_calls - calls0
+        # since the last frame's count, not this frame's start: background detections land between frames
+        seen = self._calls_seen if self._calls_seen is not None and self._calls_seen <= calls0 else calls0
+        self._calls_seen = self.detector_calls
+        report.detector_calls = self._calls_seen - seen
         report.detected = report.detector_calls > 0
         report.guard_rejects = self.guard_rejects - rejects0
         report.stage_ms = dict(times.ms)
@@ -282,6 +310,14 @@ class Pipeline:
             self._badge = draw_badge
         result = self._badge(frame)
         return frame if result is None else result
+
+    def close(self) -> None:
+        """Stop background work (the tracker's detection worker): a stopped session leaves no thread."""
+        if self._tracker_switch is not None and self._tracker_switch.loading:
+            self._tracker_switch.wait(0.5)
+        close = getattr(self.tracker, "close", None)
+        if close is not None:
+            close()
 
     def providers(self) -> dict[str, str]:
         try:

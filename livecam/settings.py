@@ -47,7 +47,7 @@ SWAPPER_MODELS = (
     "ghost_2_256",
     "ghost_3_256",
 )
-DETECTOR_MODELS = ("scrfd", "centerface")
+DETECTOR_MODELS = ("scrfd", "centerface", "yunet")
 LANDMARKER_MODELS = ("2dfan4", "2d106det", "none")
 OCCLUSION_MODELS = ("xseg_1", "xseg_2", "xseg_3", "many")
 REGION_MODELS = ("bisenet_resnet_34", "bisenet_resnet_18")
@@ -138,6 +138,8 @@ class DetectorSettings:
     size: int = _f(640, "int", "detector input size (scrfd: 320/480/640)", min=128, max=1280)
     score: float = _f(0.5, "float", "minimum detection score", min=0.0, max=1.0)
     every_n: int = _f(6, "int", "run the detector every N frames (1 = every frame)", min=1, max=120)
+    background: bool = _f(True, "bool", "periodic detections run in a background worker on the latest frame "
+                                        "(folded in when done; frames never wait for them)")
 
 
 @dataclass(frozen=True)
@@ -185,8 +187,8 @@ class MaskSettings:
 @dataclass(frozen=True)
 class TemporalSettings:
     enabled: bool = _f(True, "bool", "master switch for temporal filters")
-    snap: bool = _f(True, "bool", "blend 70% toward previous crop when SSIM > 0.95")
-    anomaly: bool = _f(True, "bool", "blend 90% previous on a quality drop")
+    snap: bool = _f(True, "bool", "where the camera is still, hold up to 60% of the previous output")
+    anomaly: bool = _f(True, "bool", "hold the change the swap invents beyond the camera's own (flicker), up to 97%")
     seam: bool = _f(True, "bool", "reuse the previous seam band when motion < 3 px")
 
 

@@ -13,7 +13,7 @@ from livecam import settings as S
 from livecam.inference.catalog import load_catalog
 from livecam.inference.engine_cache import EngineCache, cache_key
 
-NAMES = ["scrfd_2.5g", "centerface", "arcface_w600k_r50", "2dfan4", "2d106det", "inswapper_128",
+NAMES = ["scrfd_2.5g", "centerface", "face_detection_yunet_2023mar", "arcface_w600k_r50", "2dfan4", "2d106det", "inswapper_128",
          "inswapper_128_fp16", "hyperswap_1a_256", "hyperswap_1b_256", "hyperswap_1c_256", "ghost_1_256",
          "ghost_2_256", "ghost_3_256", "arcface_converter_ghost", "xseg_1", "xseg_2", "xseg_3", "bisenet_resnet_34",
          "bisenet_resnet_18"]
@@ -32,7 +32,8 @@ def test_catalog_has_every_model_with_source_licence_contract():
         else:
             assert m.repo and m.revision
             if m.verified_source:
-                assert m.repo.startswith("facefusion/models-3.") and m.hash_file == f"{m.name}.hash"
+                assert ((m.repo.startswith("facefusion/models-3.") and m.hash_file == f"{m.name}.hash")
+                        or (m.repo.startswith("opencv/") and len(m.sha256) == 64))  # OpenCV Zoo: no .hash, a SHA-256
     # non-commercial models are flagged
     assert {m.name for m in cat if not m.commercial} == {
         "scrfd_2.5g", "arcface_w600k_r50", "2d106det", "inswapper_128", "inswapper_128_fp16",
@@ -46,7 +47,7 @@ def test_settings_choices_exist_in_catalog():
     models = set(S.SWAPPER_MODELS) | set(S.OCCLUSION_MODELS) | set(S.REGION_MODELS) | set(S.LANDMARKER_MODELS)
     models -= {"many", "none"}
     assert models <= names, models - names
-    assert {"scrfd_2.5g" if d == "scrfd" else d for d in S.DETECTOR_MODELS} <= names
+    assert {{"scrfd": "scrfd_2.5g", "yunet": "face_detection_yunet_2023mar"}.get(d, d) for d in S.DETECTOR_MODELS} <= names
 
 
 def test_catalog_contracts_match_model_contracts_doc():

@@ -119,3 +119,30 @@ def test_lk_forward_backward_flags_a_scene_change():
     pts = seed_points(frames.prev, (60, 40, 260, 200), 40)
     _, ok, fb = track_points(frames.prev, frames.cur, pts)
     assert (ok & (fb < 1.0)).mean() < 0.3
+
+
+def test_roi_grey_tracks_in_frame_pixels_across_moving_windows_and_a_scale_change():
+    """LK on the tracked region only, at a working scale: two different windows (and, once, two
+    scales) still give frame-pixel motion within a fraction of a frame pixel."""
+    from livecam.track.lk import RoiGray, seed_roi_points, track_roi_points
+
+    big = cv2.resize(_textured(seed=3), (1280, 960), interpolation=cv2.INTER_CUBIC)
+    frame0 = cv2.cvtColor(big, cv2.COLOR_GRAY2BGR) if big.ndim == 2 else big
+    shift = np.float64([[1, 0, 6.0], [0, 1, -4.0]])
+    frame1 = cv2.warpAffine(frame0, shift, (1280, 960), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    roi = RoiGray(face_px=112)
+    box0 = np.array([500.0, 400.0, 780.0, 680.0])
+    roi.build(frame0, [box0])
+    assert roi.cur.image.shape[1] < 0.5 * 1280  # only the region, scaled down (face ~112 px)
+    pts = seed_roi_points(roi.cur, box0, 40)
+    assert len(pts) >= 20 and (pts[:, 0] > 500).all() and (pts[:, 0] < 780).all()
+    roi.build(frame1, [box0 + [20, -10, 20, -10]])  # the window follows the predicted box
+    new, ok, fb = track_roi_points(roi.prev, roi.cur, pts)
+    assert ok.mean() > 0.8
+    err = np.abs(new[ok] - (pts[ok] + [6.0, -4.0]))
+    assert np.median(err) < 0.25  # frame pixels (LK ran at ~0.4x)
+    # the face doubles in size: a new working scale, the previous image is rescaled to match
+    roi.build(frame1, [np.array([400.0, 300.0, 960.0, 860.0])])
+    assert roi.prev.image.shape == roi.cur.image.shape
+    again, ok2, _ = track_roi_points(roi.prev, roi.cur, new[ok])
+    assert ok2.mean() > 0.8 and np.median(np.abs(again[ok2] - new[ok][ok2])) < 0.5

@@ -167,3 +167,63 @@ def test_embeddings_ride_on_the_track_in_reference_mode(pan, standins_dir):
     e0 = outs[0][0].embedding
     assert e0 is not None and e0.shape == (512,)
     assert all(o[0].embedding is e0 for o in outs[1:])  # carried, not recomputed between detections
+
+
+# --------------------------------------------------------------------------- background detection
+def _background_tracker(every_n=6, slow=0.0):
+    """The CenterFace tracker with periodic detections in a DetectWorker (`slow`: seconds added per detection)."""
+    import time
+
+    from livecam.track.detect_worker import DetectWorker
+
+    tr = make_tracker(every_n=every_n)
+    if slow:
+        det = tr.detector
+        run = det._run
+
+        def slow_run(*a, **k):
+            time.sleep(slow)
+            return run(*a, **k)
+
+        det._run = slow_run
+    tr.worker = DetectWorker()
+    tr.configure(Settings().with_changes({"detector.every_n": every_n, "detector.background": True,
+                                          "landmarker.model": "none"}))
+    return tr
+
+
+def test_background_detections_are_carried_forward_by_the_motion_since(pan):
+    """Each periodic detection lands one frame late (deterministic: the test waits for the worker
+    between frames); carried by the track's motion, the points stay as accurate as inline ones."""
+    from livecam.testing.track_eval import evaluate
+
+    scene = make_scene("pan", frames=48, size=(1280, 720))
+    tr = _background_tracker()
+    outs = []
+    for i in range(len(scene)):
+        outs.append(tr.update(scene.frames[i], scene.timestamp(i)))
+        tr.worker.wait()
+    r = evaluate(scene, outs, tr.detector_calls)
+    tr.close()
+    inline = evaluate(scene, _run(make_tracker(), scene), 0)  # same scene, detections inline
+    assert r.err <= inline.err + 0.3 and r.recall == 100.0 and r.ids == 1, (r.err, inline.err)
+    assert r.det_pct <= 25.0
+    assert any(not f[0].detected for f in outs[1:6]) and any(f[0].detected for f in outs[7:9])  # folded in late
+
+
+def test_no_frame_waits_for_a_background_detection():
+    import time
+
+    scene = make_scene("still", frames=30, size=(640, 360))
+    tr = _background_tracker(every_n=3, slow=0.5)
+    tr.update(scene.frames[0], 0.0)  # no track yet: this one detects inline
+    slowest = 0.0
+    for i in range(1, len(scene)):
+        t0 = time.perf_counter()
+        faces = tr.update(scene.frames[i], scene.timestamp(i))
+        slowest = max(slowest, time.perf_counter() - t0)
+        assert len(faces) == 1
+        time.sleep(0.02)
+    tr.close()
+    assert slowest < 0.25  # far below the 0.5 s each detection takes
+    assert tr.detector_calls >= 2  # and the background detections did run

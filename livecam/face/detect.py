@@ -17,6 +17,7 @@ import numpy as np
 from livecam.face.geometry import warp_crop
 from livecam.face.types import Detection
 from livecam.inference.session import serialised
+from livecam.timing import infer_timer
 
 log = logging.getLogger(__name__)
 
@@ -326,9 +327,65 @@ class CenterFaceDetector:
         return _to_detections(boxes, kps, scores, keep, scale)
 
 
+# --------------------------------------------------------------------------- YuNet
+YUNET_MODEL = "face_detection_yunet_2023mar"
+
+
+class YuNetDetector:
+    """YuNet 2023mar (OpenCV Zoo, MIT; 232 KB, made for CPUs) run by `cv2.FaceDetectorYN`.
+
+    OpenCV owns the pre- and post-processing (BGR 0..255, any input size, decode, NMS).
+    The frame is scaled so its longer side is `size`; `detect_native` takes an image
+    already at the detector's scale (a face crop) as it is. Its 5 points come right eye,
+    left eye, nose, right and left mouth corner: image left to right, as InsightFace's.
+    """
+
+    def __init__(self, model_path, size: int = 640, score: float = 0.5, nms_iou: float = 0.3):
+        self.size = int(size)
+        self.score = float(score)
+        self._net = cv2.FaceDetectorYN.create(str(model_path), "", (self.size, self.size), self.score,
+                                              float(nms_iou), 5000)
+        self._input_wh: tuple[int, int] = (self.size, self.size)
+        self._buf: np.ndarray | None = None
+
+    def input_scale(self, frame_hw: tuple[int, int]) -> float:
+        """Detector input pixels per frame pixel for a frame of this size."""
+        return self.size / max(frame_hw)
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        h, w = frame.shape[:2]
+        scale = self.input_scale((h, w))
+        if abs(scale - 1.0) > 1e-6:
+            nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+            if self._buf is None or self._buf.shape[:2] != (nh, nw):
+                self._buf = np.empty((nh, nw, 3), np.uint8)
+            cv2.resize(frame, (nw, nh), dst=self._buf, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            return self._run(self._buf, scale)
+        return self._run(frame, 1.0)
+
+    def detect_native(self, image: np.ndarray) -> list[Detection]:
+        """Detect in an image already at the detector's scale (a face crop); no resize."""
+        return self._run(image, 1.0)
+
+    def _run(self, image: np.ndarray, scale: float) -> list[Detection]:
+        h, w = image.shape[:2]
+        if (w, h) != self._input_wh:
+            self._net.setInputSize((w, h))
+            self._input_wh = (w, h)
+        with infer_timer():  # OpenCV DNN runs the model: count it as model time, as ORT sessions do
+            _, faces = self._net.detect(np.ascontiguousarray(image))
+        if faces is None or len(faces) == 0:
+            return []
+        faces = np.asarray(faces, np.float32)
+        boxes = np.concatenate([faces[:, 0:2], faces[:, 0:2] + faces[:, 2:4]], axis=1)
+        return _to_detections(boxes, faces[:, 4:14].reshape(-1, 5, 2), faces[:, 14], range(len(faces)), scale)
+
+
 def make_detector(loader, settings) -> Detector:
     """The detector named by `settings.detector.model` ('scrfd' -> catalog scrfd_2.5g)."""
     ds = settings.detector
+    if ds.model == "yunet":
+        return YuNetDetector(loader.path(YUNET_MODEL), size=ds.size, score=ds.score)
     if ds.model == "centerface":
         return CenterFaceDetector(loader.session("centerface", input_size=ds.size), size=ds.size, score=ds.score)
     if ds.model == "scrfd":  # input_size: a TensorRT engine tuned for this size (it runs any allowed size)

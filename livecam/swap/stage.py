@@ -260,7 +260,7 @@ class SwapStage:
 
         for i, face, mat, crop in jobs:
             tid = face.track_id
-            st = self.temporal.begin(tid, face.kps5, size)
+            st = self.temporal.begin(tid, face.kps5, size, source=(source.name, swapper.name))
             occlusion = None
             if "occlusion" in settings.masks.types:  # on the target crop, before the swap (§7)
                 with times.stage("masks"):
@@ -286,7 +286,7 @@ class SwapStage:
                 xp.copyto(work_u8, work, casting="unsafe")
                 mask = self._mask(face, mat, crop, work_u8, occlusion, settings, size)
             with times.stage("temporal"):
-                self.temporal.stabilize(be, st, work, settings.temporal)
+                self.temporal.stabilize(be, st, work, settings.temporal, camera=crop)
             with times.stage("paste"):
                 if settings.temporal.enabled:
                     xp.rint(work, out=work)

