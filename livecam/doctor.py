@@ -102,11 +102,16 @@ def check_optional(name: str, module: str, fix: str) -> Check:
 
 
 def required_models(settings) -> list[str]:
-    names = ["scrfd_2.5g" if settings.detector.model == "scrfd" else settings.detector.model]
+    from livecam.face.detect import DETECTOR_CATALOG
+    from livecam.swap.swappers import GhostSwapper
+
+    names = [DETECTOR_CATALOG[settings.detector.model]]
     if settings.landmarker.model != "none":
         names.append(settings.landmarker.model)
     names.append("arcface_w600k_r50")
     names.append(settings.swapper.model)
+    if settings.swapper.model.startswith("ghost_"):
+        names.append(GhostSwapper.CONVERTER)
     types = set(settings.masks.types)
     if "occlusion" in types:
         occ = settings.masks.occlusion_model

@@ -124,6 +124,9 @@ class PtyProcess:
             done, status = os.waitpid(self.pid, os.WNOHANG)
             if done:
                 self.status = os.waitstatus_to_exitcode(status)
+                # what it wrote between the last read and its exit is still in the pty: drain it
+                # (reading stops at EOF/EIO, or after 1 s)
+                self.read_until((b"\x00",), 1.0)
                 return self.status
         return None
 

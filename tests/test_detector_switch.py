@@ -23,10 +23,10 @@ SLEEP = 1.5
 class SlowLoader(ModelLoader):
     """The real loader on the stand-ins, but loading CenterFace takes SLEEP seconds longer."""
 
-    def session(self, name, fp16=None):
+    def session(self, name, fp16=None, input_size=None):
         if name == "centerface":
             time.sleep(SLEEP)
-        return super().session(name, fp16)
+        return super().session(name, fp16, input_size)
 
 
 def test_detector_switch_loads_in_the_background(standins_dir, astronaut):

