@@ -199,7 +199,10 @@ class KeyWatcher:
 def _say(text: str, stream) -> None:
     """Print a status line; after SIGHUP the terminal is gone and writing to it fails (EIO)."""
     try:
-        print(text, file=stream, flush=True)
+        # one write: Ctrl-C (KeyboardInterrupt) between print's text and its newline would glue
+        # the next line ("stopped in ...") onto this one
+        stream.write(text + "\n")
+        stream.flush()
     except (OSError, ValueError):
         pass
 
