@@ -279,6 +279,10 @@ def gather(settings, models_dir: str | None = None) -> list[Check]:
 def run_doctor(args) -> int:
     from livecam.commands import load_settings
 
+    if getattr(args, "profile", None) is None and not gpu_runtime_present():
+        # no GPU rung can work: check what the user will run, the cpu profile (and say so)
+        args.profile = "cpu"
+        print("no GPU runtime: checking the cpu profile (--profile NAME checks another)", file=sys.stderr)
     settings = load_settings(args)
     checks = gather(settings, getattr(args, "models_dir", None))
     if getattr(args, "json", False):

@@ -101,3 +101,15 @@ def test_run_says_no_gpu_once_and_no_source_face(clip, standins_dir, monkeypatch
     assert rc == 0
     assert err.count("no NVIDIA GPU") == 1 and "--profile cpu" in err
     assert "no source face (--source): nothing is swapped" in err
+
+
+def test_doctor_without_a_gpu_checks_the_cpu_profiles_models(standins_dir, monkeypatch, capsys):
+    monkeypatch.setattr(doctor, "gpu_runtime_present", lambda: False)
+    cli_main.main(["doctor", "--models-dir", str(standins_dir)])
+    out, err = capsys.readouterr()
+    assert "checking the cpu profile" in err
+    models = [line.split(":")[0].split()[-1] for line in out.splitlines() if " model " in line[:12]]
+    assert "inswapper_128" in models and "face_detection_yunet_2023mar" in models and "hyperswap_1a_256" not in models
+    cli_main.main(["doctor", "--models-dir", str(standins_dir), "--profile", "default"])  # asked for: checked
+    out, err = capsys.readouterr()
+    assert "checking the cpu profile" not in err and "model hyperswap_1a_256" in out
