@@ -21,6 +21,15 @@ def _state(session):
     return session.controls.current()
 
 
+
+async def until(pilot, condition, timeout: float = 5.0) -> bool:
+    """Pause until `condition()` holds (refreshes are timed; a loaded machine delays them)."""
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return True
+        await pilot.pause(0.05)
+    return condition()
+
 async def test_each_hotkey_changes_the_controls():
     session = DemoSession()
     app = LivecamApp(session)
@@ -220,13 +229,11 @@ async def test_model_loading_shows_progress():
         panel = app.query_one(ModelPanel)
         assert not panel.has_class("loading")
         session.stats.set(loading="loading hyperswap_1b_256 40%")
-        await pilot.pause(0.15)
-        assert panel.has_class("loading")
+        assert await until(pilot, lambda: panel.has_class("loading"))
         text = app.query_one("#models-text").text.plain
         assert "████░░░░░░ 40% loading hyperswap_1b_256" in text
         session.stats.set(loading="")
-        await pilot.pause(0.15)
-        assert not panel.has_class("loading")
+        assert await until(pilot, lambda: not panel.has_class("loading"))
 
 
 async def test_add_face_from_a_path(tmp_path):
@@ -321,13 +328,13 @@ async def test_swap_stage_loading_and_messages_are_shown():
         await pilot.press("m")
         stage.loading = "hyperswap_1b_256"  # the stage reports bare names, live
         session.stats.set(loading="")  # the loop's copy lags; the stage wins
-        await pilot.pause(0.15)
-        text = app.query_one("#models-text").text.plain
-        assert "loading hyperswap_1b_256 (still running hyperswap_1a_256)" in text
+        assert await until(pilot, lambda: "loading hyperswap_1b_256 (still running hyperswap_1a_256)"
+                           in app.query_one("#models-text").text.plain)
         # The live loop forwards the stage's messages into the stats log (Pipeline.drain_messages).
         session.stats.warn("could not load hyperswap_1b_256: file missing")
         stage.loading = ""
-        await pilot.pause(0.15)
+        assert await until(pilot, lambda: "loading" not in app.query_one("#models-text").text.plain
+                           and any("could not load hyperswap_1b_256" in line for line in app.log_pane.history))
         assert "running hyperswap_1a_256" in app.query_one("#models-text").text.plain
         lines = [line for line in app.log_pane.history if "could not load hyperswap_1b_256" in line]
         assert len(lines) == 1
