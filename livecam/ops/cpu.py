@@ -12,9 +12,12 @@ Semantics every backend shares (the parity tests hold the GPU backend to them):
 
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 
+_ONES_1x3 = np.ones((1, 3), np.float32)
 _BORDERS = {"replicate": cv2.BORDER_REPLICATE, "constant": cv2.BORDER_CONSTANT}
 
 # sRGB <-> linear light (IEC 61966-2-1). The 8-bit decode table is exact; the
@@ -31,6 +34,19 @@ class CpuBackend:
     is_gpu = False
     xp = np
     fused = None  # fused reductions exist on the GPU only (ops.fused)
+
+    def __init__(self):
+        self._local = threading.local()  # per-thread scratch buffers of the ROI-sized ops
+
+    def _scratch(self, name: str, shape: tuple, dtype=np.uint8) -> np.ndarray:
+        """A reusable buffer for an op's intermediate (grow-only, per thread): a fresh
+        ROI-sized array per frame costs page faults on every frame."""
+        bufs = self._local.__dict__.setdefault("bufs", {})
+        n = int(np.prod(shape))
+        flat = bufs.get(name)
+        if flat is None or flat.size < n or flat.dtype != np.dtype(dtype):
+            flat = bufs[name] = np.empty((max(n, 1) * 5 // 4,), dtype=dtype)
+        return flat[:n].reshape(shape)
 
     # -- memory ----------------------------------------------------------------
     def asarray(self, a, dtype=None) -> np.ndarray:
@@ -134,6 +150,10 @@ class CpuBackend:
 
     def seam_keep(self, out, prev, band, tol) -> None:
         """In place on `out`: on the band, where sum|out - prev| <= 3*tol, take prev."""
-        diff = cv2.transform(cv2.absdiff(out, prev), np.ones((1, 3), np.float32))
-        keep = cv2.bitwise_and(band, cv2.compare(diff, 3.0 * tol, cv2.CMP_LE))
-        np.copyto(out, prev, where=keep.view(bool)[..., None])
+        h, w = out.shape[:2]
+        absdiff = cv2.absdiff(out, prev, dst=self._scratch("seam_absdiff", out.shape))
+        # uint8 sum over channels saturates at 255, far above 3*tol: the comparison is unchanged
+        diff = cv2.transform(absdiff, _ONES_1x3, dst=self._scratch("seam_diff", (h, w)))
+        keep = cv2.compare(diff, 3.0 * tol, cv2.CMP_LE, dst=self._scratch("seam_keep", (h, w)))
+        cv2.bitwise_and(keep, band, dst=keep)
+        cv2.copyTo(prev, keep, dst=out)
