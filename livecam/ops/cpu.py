@@ -82,6 +82,30 @@ class CpuBackend:
             out[..., c:c + 4] = part.reshape(h, w, -1)
         return out
 
+    def warp_color_alpha(self, color_u8, mask, matrix, dsize, color_out, alpha_out):
+        """Paste-back's two warps: `color_u8` (S, S, 3) with a replicated border into
+        `color_out` (h, w, 3) uint8 and `mask` (S, S) float32 with a zero border into
+        `alpha_out` (h, w) float32, `matrix` crop -> rectangle. Returns (color, alpha).
+
+        OpenCV's 4-channel zero-border uint8 warp is about 25 % cheaper than the 3-channel
+        replicated one: the crop gets a replicated 1-pixel ring and a 4th channel and is
+        warped with a zero border. Where that differs from a replicated border (more than
+        a pixel outside the crop) the zero-border alpha is 0, so the blend is the same.
+        (The mask stays float: an 8-bit alpha channel would cost up to 1 level.)
+        """
+        w, h = int(dsize[0]), int(dsize[1])
+        s0, s1 = color_u8.shape[:2]
+        ring = cv2.copyMakeBorder(color_u8, 1, 1, 1, 1, cv2.BORDER_REPLICATE,
+                                  dst=self._scratch("paste_ring", (s0 + 2, s1 + 2, 3)))
+        src = cv2.cvtColor(ring, cv2.COLOR_BGR2BGRA, dst=self._scratch("paste_src", (s0 + 2, s1 + 2, 4)))
+        m = np.asarray(matrix, dtype=np.float64).copy()
+        m[:, 2] -= m[:, 0] + m[:, 1]  # the padded crop's (1, 1) is the crop's (0, 0)
+        warped = cv2.warpAffine(src, m, (w, h), dst=self._scratch("paste_warped", (h, w, 4)),
+                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        cv2.cvtColor(warped, cv2.COLOR_BGRA2BGR, dst=color_out)
+        self.warp_affine(mask, matrix, dsize, out=alpha_out, border="constant")
+        return color_out, alpha_out
+
     def resize(self, src, dsize, interp="linear", out=None):
         flag = cv2.INTER_AREA if interp == "area" else cv2.INTER_LINEAR
         return cv2.resize(src, (int(dsize[0]), int(dsize[1])), dst=out, interpolation=flag)
@@ -136,17 +160,20 @@ class CpuBackend:
 
         roi/color (h, w, 3) uint8, alpha (h, w) float32, out (h, w, 3) uint8 contiguous.
         """
-        inv = cv2.subtract(1.0, alpha)
+        inv = cv2.subtract(1.0, alpha, dst=self._scratch("blend_inv", alpha.shape, np.float32))
         return cv2.blendLinear(roi, color, inv, alpha, dst=out)
 
     def seam_band(self, alpha, lo, hi, width):
         """uint8 (h, w), nonzero on the seam: lo < alpha < hi within `width` px of the
         mask's outer edge (alpha > lo), in the rectangle's pixels."""
-        support = cv2.compare(alpha, float(lo), cv2.CMP_GT)
+        shape = alpha.shape[:2]
+        support = cv2.compare(alpha, float(lo), cv2.CMP_GT, dst=self._scratch("band_support", shape))
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * width + 1, 2 * width + 1))
-        inner = cv2.erode(support, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-        band = cv2.bitwise_and(support, cv2.compare(alpha, float(hi), cv2.CMP_LT))
-        return cv2.bitwise_and(band, cv2.bitwise_not(inner))
+        inner = cv2.erode(support, kernel, dst=self._scratch("band_inner", shape), borderType=cv2.BORDER_CONSTANT,
+                          borderValue=0)
+        band = cv2.compare(alpha, float(hi), cv2.CMP_LT, dst=self._scratch("band", shape))
+        cv2.bitwise_and(band, support, dst=band)
+        return cv2.subtract(band, inner, dst=band)  # 255 - 255 = 0, 255 - 0 = 255: band and not inner
 
     def seam_keep(self, out, prev, band, tol) -> None:
         """In place on `out`: on the band, where sum|out - prev| <= 3*tol, take prev."""

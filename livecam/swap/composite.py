@@ -162,8 +162,8 @@ class Compositor:
             return (x1, y1, x1, y1)
         back = invert_affine(matrix)
         back[:, 2] -= (x1, y1)  # crop -> rectangle
-        color = be.warp_affine(color_u8, back, (w, h), out=self.buffer("color", (h, w, 3), np.uint8))
-        alpha = be.warp_affine(mask, back, (w, h), out=self.buffer("alpha", (h, w)), border="constant")
+        color, alpha = be.warp_color_alpha(color_u8, mask, back, (w, h), self.buffer("color", (h, w, 3), np.uint8),
+                                           self.buffer("alpha", (h, w)))
         roi = frame[y1:y2, x1:x2]
         res = self.buffer("res", (h, w, 3), np.uint8)  # contiguous: OpenCV writes it in place
         if blend == "pyramid":
@@ -191,20 +191,17 @@ class Compositor:
             return
         cur = res[oy1 - y1:oy2 - y1, ox1 - x1:ox2 - x1]
         prev = st.prev_roi[oy1 - py1:oy2 - py1, ox1 - px1:ox2 - px1]
-        be, xp = self.backend, self.backend.xp
-        band = be.seam_band(xp.ascontiguousarray(alpha[oy1 - y1:oy2 - y1, ox1 - x1:ox2 - x1]),
-                            SEAM_LO, SEAM_HI, SEAM_BAND_PX)
-        if rect == st.rect:
-            be.seam_keep(cur, prev, band, SEAM_TOL)
-        else:  # shifted by a pixel or two: work on contiguous copies of the overlap
-            c = xp.ascontiguousarray(cur)
-            be.seam_keep(c, xp.ascontiguousarray(prev), band, SEAM_TOL)
-            cur[...] = c
+        be = self.backend
+        # shifted by a pixel or two, the overlaps are strided views: the backend ops take those
+        band = be.seam_band(alpha[oy1 - y1:oy2 - y1, ox1 - x1:ox2 - x1], SEAM_LO, SEAM_HI, SEAM_BAND_PX)
+        be.seam_keep(cur, prev, band, SEAM_TOL)
 
     def _remember(self, res, st: TrackState, rect) -> None:
-        buf = st.prev_roi
-        if buf is None or buf.shape != res.shape:
-            buf = self.backend.empty(res.shape, dtype=np.uint8)
+        # a grow-only buffer per track: the rectangle changes size by a pixel on most frames
+        n = res.size
+        if st.prev_flat is None or st.prev_flat.size < n:
+            st.prev_flat = self.backend.empty((n * 5 // 4,), dtype=np.uint8)
+        buf = st.prev_flat[:n].reshape(res.shape)
         buf[...] = res
         st.prev_roi, st.rect = buf, rect
 

@@ -55,6 +55,7 @@ class TrackState:
     # seam reuse (composite.py): previous output rectangle and its pixels
     rect: tuple | None = None
     prev_roi: object = None
+    prev_flat: object = None  # the grow-only buffer `prev_roi` is a view of
     last_action: str = ""
 
 
