@@ -158,10 +158,13 @@ class CpuBackend:
     def blend(self, roi, color, alpha, out):
         """out = roi*(1-a) + color*a, rounded to uint8. Where a is 0, out equals roi exactly.
 
-        roi/color (h, w, 3) uint8, alpha (h, w) float32, out (h, w, 3) uint8 contiguous.
+        roi/color (h, w, 3) uint8, alpha (h, w) float32, out (h, w, 3) uint8 (may be `roi`).
         """
         inv = cv2.subtract(1.0, alpha, dst=self._scratch("blend_inv", alpha.shape, np.float32))
-        return cv2.blendLinear(roi, color, inv, alpha, dst=out)
+        res = cv2.blendLinear(roi, color, inv, alpha, dst=out)
+        if res is not out:  # (OpenCV wrote a new array: a layout it cannot write in place)
+            out[...] = res
+        return out
 
     def seam_band(self, alpha, lo, hi, width):
         """uint8 (h, w), nonzero on the seam: lo < alpha < hi within `width` px of the

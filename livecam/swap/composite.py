@@ -164,20 +164,18 @@ class Compositor:
         back[:, 2] -= (x1, y1)  # crop -> rectangle
         color, alpha = be.warp_color_alpha(color_u8, mask, back, (w, h), self.buffer("color", (h, w, 3), np.uint8),
                                            self.buffer("alpha", (h, w)))
-        roi = frame[y1:y2, x1:x2]
-        res = self.buffer("res", (h, w, 3), np.uint8)  # contiguous: OpenCV writes it in place
+        roi = frame[y1:y2, x1:x2]  # blended in place: each pixel reads its own value only
         if blend == "pyramid":
-            self._pyramid(roi, color, alpha, res)
+            self._pyramid(roi, color, alpha, roi)
         else:
-            be.blend(roi, color, alpha, res)
+            be.blend(roi, color, alpha, roi)
         rect = (x1, y1, x2, y2)
         if st is not None:
             if seam:
-                self._reuse_seam(res, alpha, st, rect)
-                self._remember(res, st, rect)
+                self._reuse_seam(roi, alpha, st, rect)
+                self._remember(roi, st, rect)
             else:
                 st.rect, st.prev_roi = None, None
-        roi[...] = res
         return rect
 
     def _reuse_seam(self, res, alpha, st: TrackState, rect) -> None:
