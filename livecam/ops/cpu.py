@@ -17,6 +17,8 @@ import threading
 import cv2
 import numpy as np
 
+from livecam.ops.buffers import grow_view
+
 _ONES_1x3 = np.ones((1, 3), np.float32)
 _BORDERS = {"replicate": cv2.BORDER_REPLICATE, "constant": cv2.BORDER_CONSTANT}
 
@@ -42,11 +44,8 @@ class CpuBackend:
         """A reusable buffer for an op's intermediate (grow-only, per thread): a fresh
         ROI-sized array per frame costs page faults on every frame."""
         bufs = self._local.__dict__.setdefault("bufs", {})
-        n = int(np.prod(shape))
-        flat = bufs.get(name)
-        if flat is None or flat.size < n or flat.dtype != np.dtype(dtype):
-            flat = bufs[name] = np.empty((max(n, 1) * 5 // 4,), dtype=dtype)
-        return flat[:n].reshape(shape)
+        bufs[name], view = grow_view(bufs.get(name), shape, dtype, np.empty)
+        return view
 
     # -- memory ----------------------------------------------------------------
     def asarray(self, a, dtype=None) -> np.ndarray:

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from livecam.face.geometry import invert_affine, paste_rect
+from livecam.ops.buffers import grow_view
 from livecam.ops.cpu import SRGB_TO_LINEAR
 from livecam.swap.temporal import SEAM_MOTION_PX, TrackState
 
@@ -140,11 +141,8 @@ class Compositor:
 
     def buffer(self, name: str, shape: tuple, dtype=np.float32):
         """A contiguous view of a grow-only flat buffer: no allocation per frame."""
-        n = int(np.prod(shape))
-        flat = self._flat.get(name)
-        if flat is None or flat.size < n or flat.dtype != np.dtype(dtype):
-            flat = self._flat[name] = self.backend.empty((max(n, 1) * 5 // 4,), dtype=dtype)
-        return flat[:n].reshape(shape)
+        self._flat[name], view = grow_view(self._flat.get(name), shape, dtype, self.backend.empty)
+        return view
 
     def paste(self, frame, color_u8, mask, matrix: np.ndarray, st: TrackState | None,
               blend: str = "feather", seam: bool = False) -> tuple[int, int, int, int]:
@@ -196,10 +194,7 @@ class Compositor:
 
     def _remember(self, res, st: TrackState, rect) -> None:
         # a grow-only buffer per track: the rectangle changes size by a pixel on most frames
-        n = res.size
-        if st.prev_flat is None or st.prev_flat.size < n:
-            st.prev_flat = self.backend.empty((n * 5 // 4,), dtype=np.uint8)
-        buf = st.prev_flat[:n].reshape(res.shape)
+        st.prev_flat, buf = grow_view(st.prev_flat, res.shape, np.uint8, self.backend.empty)
         buf[...] = res
         st.prev_roi, st.rect = buf, rect
 
