@@ -32,24 +32,23 @@ TEMPLATES: dict[str, np.ndarray] = {
 def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares 4-DOF similarity (rotation, uniform scale, translation) src -> dst.
 
-    Umeyama's closed form without reflection; deterministic (no RANSAC).
+    Umeyama's solution without reflection, in its 2-D closed form (no SVD: the
+    tracker calls this several times a frame): with the centred point sets, the best
+    rotation has angle atan2(c21 - c12, c11 + c22) of the cross-covariance c, and
+    scale * R = [[a, -b], [b, a]] / var(src) with a = c11 + c22, b = c21 - c12.
+    Deterministic (no RANSAC).
     """
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     mu_s, mu_d = src.mean(0), dst.mean(0)
     s0, d0 = src - mu_s, dst - mu_d
-    var_s = (s0**2).sum() / len(src)
-    cov = d0.T @ s0 / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[-1] = -1
-    r = u @ np.diag(d) @ vt
-    scale = (sig * d).sum() / max(var_s, 1e-12)
-    t = mu_d - scale * r @ mu_s
-    m = np.zeros((2, 3))
-    m[:, :2] = scale * r
-    m[:, 2] = t
+    var_s = max(float((s0 * s0).sum()), 1e-12 * len(src))
+    a = float((d0 * s0).sum())  # n * (c11 + c22)
+    b = float((d0[:, 1] * s0[:, 0]).sum() - (d0[:, 0] * s0[:, 1]).sum())  # n * (c21 - c12)
+    a, b = a / var_s, b / var_s
+    m = np.empty((2, 3))
+    m[0, 0], m[0, 1], m[1, 0], m[1, 1] = a, -b, b, a
+    m[:, 2] = mu_d - m[:, :2] @ mu_s
     return m
 
 

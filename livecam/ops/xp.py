@@ -126,6 +126,13 @@ class XpBackend:
                                         order=1, mode=mode, cval=0.0, prefilter=False)
         return out if out is not None else res
 
+    def warp_color_alpha(self, color_u8, mask, matrix, dsize, color_out, alpha_out):
+        """Paste-back's two warps (see `CpuBackend.warp_color_alpha`): the colour with a
+        replicated border, the float mask with a zero border."""
+        self.warp_affine(color_u8, matrix, dsize, out=color_out)
+        self.warp_affine(mask, matrix, dsize, out=alpha_out, border="constant")
+        return color_out, alpha_out
+
     def resize(self, src, dsize, interp="linear", out=None):
         xp = self.xp
         w, h = int(dsize[0]), int(dsize[1])
@@ -238,8 +245,11 @@ class XpBackend:
 
     def seam_keep(self, out, prev, band, tol) -> None:
         xp = self.xp
-        if self._kernels is not None and out.flags.c_contiguous and prev.flags.c_contiguous:
-            self._kernels.seam(xp.ascontiguousarray(band), prev, np.int32(3 * tol), out)
+        if self._kernels is not None:  # the kernel takes contiguous arrays: copy strided overlaps
+            c = out if out.flags.c_contiguous else xp.ascontiguousarray(out)
+            self._kernels.seam(xp.ascontiguousarray(band), xp.ascontiguousarray(prev), np.int32(3 * tol), c)
+            if c is not out:
+                out[...] = c
             return
         diff = xp.abs(out.astype(xp.int16) - prev.astype(xp.int16)).sum(axis=2)
         keep = (band != 0) & (diff <= 3 * tol)

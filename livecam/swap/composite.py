@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from livecam.face.geometry import invert_affine, paste_rect
+from livecam.ops.buffers import grow_view
 from livecam.ops.cpu import SRGB_TO_LINEAR
 from livecam.swap.temporal import SEAM_MOTION_PX, TrackState
 
@@ -140,11 +141,8 @@ class Compositor:
 
     def buffer(self, name: str, shape: tuple, dtype=np.float32):
         """A contiguous view of a grow-only flat buffer: no allocation per frame."""
-        n = int(np.prod(shape))
-        flat = self._flat.get(name)
-        if flat is None or flat.size < n or flat.dtype != np.dtype(dtype):
-            flat = self._flat[name] = self.backend.empty((max(n, 1) * 5 // 4,), dtype=dtype)
-        return flat[:n].reshape(shape)
+        self._flat[name], view = grow_view(self._flat.get(name), shape, dtype, self.backend.empty)
+        return view
 
     def paste(self, frame, color_u8, mask, matrix: np.ndarray, st: TrackState | None,
               blend: str = "feather", seam: bool = False) -> tuple[int, int, int, int]:
@@ -162,22 +160,20 @@ class Compositor:
             return (x1, y1, x1, y1)
         back = invert_affine(matrix)
         back[:, 2] -= (x1, y1)  # crop -> rectangle
-        color = be.warp_affine(color_u8, back, (w, h), out=self.buffer("color", (h, w, 3), np.uint8))
-        alpha = be.warp_affine(mask, back, (w, h), out=self.buffer("alpha", (h, w)), border="constant")
-        roi = frame[y1:y2, x1:x2]
-        res = self.buffer("res", (h, w, 3), np.uint8)  # contiguous: OpenCV writes it in place
+        color, alpha = be.warp_color_alpha(color_u8, mask, back, (w, h), self.buffer("color", (h, w, 3), np.uint8),
+                                           self.buffer("alpha", (h, w)))
+        roi = frame[y1:y2, x1:x2]  # blended in place: each pixel reads its own value only
         if blend == "pyramid":
-            self._pyramid(roi, color, alpha, res)
+            self._pyramid(roi, color, alpha, roi)
         else:
-            be.blend(roi, color, alpha, res)
+            be.blend(roi, color, alpha, roi)
         rect = (x1, y1, x2, y2)
         if st is not None:
             if seam:
-                self._reuse_seam(res, alpha, st, rect)
-                self._remember(res, st, rect)
+                self._reuse_seam(roi, alpha, st, rect)
+                self._remember(roi, st, rect)
             else:
                 st.rect, st.prev_roi = None, None
-        roi[...] = res
         return rect
 
     def _reuse_seam(self, res, alpha, st: TrackState, rect) -> None:
@@ -191,20 +187,14 @@ class Compositor:
             return
         cur = res[oy1 - y1:oy2 - y1, ox1 - x1:ox2 - x1]
         prev = st.prev_roi[oy1 - py1:oy2 - py1, ox1 - px1:ox2 - px1]
-        be, xp = self.backend, self.backend.xp
-        band = be.seam_band(xp.ascontiguousarray(alpha[oy1 - y1:oy2 - y1, ox1 - x1:ox2 - x1]),
-                            SEAM_LO, SEAM_HI, SEAM_BAND_PX)
-        if rect == st.rect:
-            be.seam_keep(cur, prev, band, SEAM_TOL)
-        else:  # shifted by a pixel or two: work on contiguous copies of the overlap
-            c = xp.ascontiguousarray(cur)
-            be.seam_keep(c, xp.ascontiguousarray(prev), band, SEAM_TOL)
-            cur[...] = c
+        be = self.backend
+        # shifted by a pixel or two, the overlaps are strided views: the backend ops take those
+        band = be.seam_band(alpha[oy1 - y1:oy2 - y1, ox1 - x1:ox2 - x1], SEAM_LO, SEAM_HI, SEAM_BAND_PX)
+        be.seam_keep(cur, prev, band, SEAM_TOL)
 
     def _remember(self, res, st: TrackState, rect) -> None:
-        buf = st.prev_roi
-        if buf is None or buf.shape != res.shape:
-            buf = self.backend.empty(res.shape, dtype=np.uint8)
+        # a grow-only buffer per track: the rectangle changes size by a pixel on most frames
+        st.prev_flat, buf = grow_view(st.prev_flat, res.shape, np.uint8, self.backend.empty)
         buf[...] = res
         st.prev_roi, st.rect = buf, rect
 

@@ -55,6 +55,7 @@ class TrackState:
     # seam reuse (composite.py): previous output rectangle and its pixels
     rect: tuple | None = None
     prev_roi: object = None
+    prev_flat: object = None  # the grow-only buffer `prev_roi` is a view of
     last_action: str = ""
 
 
@@ -83,6 +84,14 @@ class TemporalFilter:
 
     def __init__(self):
         self.tracks: dict[int, TrackState] = {}
+        self._bufs: dict[tuple, object] = {}  # crop-sized scratch, reused every frame
+
+    def _buf(self, backend, name: str, shape: tuple):
+        key = (name, shape, backend.name)
+        b = self._bufs.get(key)
+        if b is None:
+            b = self._bufs[key] = backend.empty(shape, dtype=np.float32)
+        return b
 
     def reset(self, track_id: int) -> None:
         self.tracks.pop(track_id, None)
@@ -130,9 +139,9 @@ class TemporalFilter:
             st.prev, st.prev_small, st.camera_small, st.hold = crop.copy(), small, cam, None
             st.last_action = "first"
             return crop
-        swap_change = xp.abs(small - st.prev_small).max(axis=2)
+        swap_change = _channel_max(xp, xp.abs(small - st.prev_small))
         if cam is not None and st.camera_small is not None and st.camera_small.shape == cam.shape:
-            camera_change = xp.abs(cam - st.camera_small).max(axis=2)
+            camera_change = _channel_max(xp, xp.abs(cam - st.camera_small))
         else:
             camera_change = xp.zeros_like(swap_change)
         hold = xp.zeros_like(swap_change)
@@ -145,10 +154,11 @@ class TemporalFilter:
         st.hold = hold
         if settings.snap or settings.anomaly:
             # crop = crop + hold*(prev - crop), hold interpolated from the block grid to the crop
-            full = backend.resize(hold.astype(xp.float32, copy=False), (s, s), "linear")
-            delta = st.prev - crop
-            delta *= full[..., None]
-            crop += delta
+            full = backend.resize(hold.astype(xp.float32, copy=False), (s, s), "linear",
+                                  out=self._buf(backend, "hold_full", (s, s)))
+            delta = xp.subtract(st.prev, crop, out=self._buf(backend, "delta", crop.shape))
+            xp.multiply(delta, full[..., None], out=delta)
+            xp.add(crop, delta, out=crop)
             st.prev_small = backend.resize(crop, (n, n), "area")
         else:
             st.prev_small = small
@@ -156,6 +166,11 @@ class TemporalFilter:
         st.camera_small = cam
         st.last_action = "filtered" if (settings.snap or settings.anomaly) else "passed"
         return crop
+
+
+def _channel_max(xp, a):
+    """`a.max(axis=2)` for 3 channels: NumPy reduces a short last axis slowly."""
+    return xp.maximum(xp.maximum(a[..., 0], a[..., 1]), a[..., 2])
 
 
 def _dilate3(xp, a):
