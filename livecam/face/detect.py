@@ -354,6 +354,7 @@ class YuNetDetector:
         """Detector input pixels per frame pixel for a frame of this size."""
         return self.size / max(frame_hw)
 
+    @serialised  # setInputSize + one net: a detection worker and the frame thread may share it
     def detect(self, frame: np.ndarray) -> list[Detection]:
         h, w = frame.shape[:2]
         scale = self.input_scale((h, w))
@@ -365,6 +366,7 @@ class YuNetDetector:
             return self._run(self._buf, scale)
         return self._run(frame, 1.0)
 
+    @serialised
     def detect_native(self, image: np.ndarray) -> list[Detection]:
         """Detect in an image already at the detector's scale (a face crop); no resize."""
         return self._run(image, 1.0)

@@ -89,13 +89,12 @@ class DetectWorker:
     periodic detection is due and no job is pending; the job's result is picked up by
     a later frame (`poll`) and folded in, carried forward by the motion since its frame.
     No frame waits for it. Each job gets a short-lived thread (a few per second), so
-    nothing lingers after a session stops. `lock` serialises model use with the frame
-    thread's own (urgent) detections: models are not thread-safe.
+    nothing lingers after a session stops. Model use from both threads is serialised by
+    the adapters' own locks (`inference.session.serialised`, the rule in docs/architecture.md).
     """
 
     def __init__(self, name: str = "livecam-detect"):
         self.name = name
-        self.lock = threading.Lock()
         self._cv = threading.Condition()
         self._result = None
         self._busy = False
@@ -138,8 +137,7 @@ class DetectWorker:
 
     def _run(self, job) -> None:
         try:
-            with self.lock:
-                res = job()
+            res = job()
         except Exception as exc:  # noqa: BLE001 - one failed detection must not stop detecting
             log.warning("background detection failed: %s", exc)
             res = None

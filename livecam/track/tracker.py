@@ -53,7 +53,6 @@ Per frame, for each track:
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -272,8 +271,8 @@ class FaceTracker:
             if urgent or not use_worker or not self._tracks:
                 if use_worker:
                     self._gen += 1  # a pending background result is stale now
-                with self.worker.lock if use_worker else contextlib.nullcontext():  # models are not thread-safe
-                    detected_ids = self._detect_crops(frame, timestamp) if crops else self._detect(frame, timestamp)
+                # the adapters serialise model use with a background job (their own locks)
+                detected_ids = self._detect_crops(frame, timestamp) if crops else self._detect(frame, timestamp)
             elif not self._submit(frame, "crops" if crops else "full"):
                 crops = None  # the worker is busy: try again next frame
             if crops is not None:
