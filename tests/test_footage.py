@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import pytest
 
-from benchmarks.footage import ASSETS, FootageUnavailable, _sha256, fetch
+from benchmarks.footage import ASSETS, FootageUnavailable, fetch
+from livecam.inference.store import sha256_hex
 
 
 def _frames(path) -> tuple[int, tuple]:
@@ -27,7 +28,7 @@ def _frames(path) -> tuple[int, tuple]:
 ])
 def test_clips_decode(footage, name, frames, shape):
     path = footage(name)
-    assert _sha256(path) == ASSETS[name].sha256
+    assert sha256_hex(path) == ASSETS[name].sha256
     assert _frames(path) == (frames, shape)
 
 

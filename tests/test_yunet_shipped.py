@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import cv2
 
-from benchmarks.footage import ASSETS, _sha256
+from benchmarks.footage import ASSETS
+from livecam.inference.store import sha256_hex
 from livecam.face.detect import YUNET_MODEL, make_detector
 from livecam.inference.models import ModelLoader
 from livecam.profiles import load_profile
@@ -14,7 +15,7 @@ def test_yunet_resolves_from_the_package_verified_and_offline(tmp_path):
     loader = ModelLoader(models_dir=tmp_path)  # an empty models dir: nothing downloaded
     path = loader.path(YUNET_MODEL)
     assert path.parent.name == "assets" and path.parent.parent.name == "livecam"
-    assert _sha256(path) == ASSETS["face_detection_yunet_2023mar.onnx"].sha256
+    assert sha256_hex(path) == ASSETS["face_detection_yunet_2023mar.onnx"].sha256
     assert (path.parent / "LICENSE-yunet.txt").read_text().count("MIT License") == 1
 
 
