@@ -278,12 +278,6 @@ def _exit_app_soon(app) -> None:
             pass
 
 
-def _no_gpu_note(settings) -> str | None:
-    from livecam.doctor import no_gpu_note
-
-    return no_gpu_note(settings)
-
-
 def cmd_run(args) -> int:
     from livecam.io.sinks import open_sink
     from livecam.io.sources import open_source
@@ -347,7 +341,9 @@ def _run(args, settings, source, sink, stop: StopRequest) -> int:
     try:
         source.open()
         try:
-            note = _no_gpu_note(settings)
+            from livecam.doctor import no_gpu_note
+
+            note = no_gpu_note(settings)
             if note:
                 print(f"livecam: {note}", file=sys.stderr, flush=True)
             try:
