@@ -393,6 +393,9 @@ class _Loader:
     def initializer(self, name, index=-1):
         return np.eye(512, dtype=np.float32)
 
+    def release(self, name, fp16=None):  # ModelLoader's: nothing cached here
+        return 0
+
     def remember(self, name, key, value):
         self.memory[(name, key)] = value
 

@@ -137,9 +137,7 @@ class SwapStage:
     def _release(self, name: str) -> None:
         """Let the loader drop a model no stage part needs any more (bounded memory on switches)."""
         self._latents = {k: v for k, v in self._latents.items() if k[1] != name}
-        release = getattr(self.loader, "release", None)  # loaders without a session cache have none
-        if release is not None:
-            release(name)
+        self.loader.release(name)
 
     def _note(self, text: str) -> None:
         if text:

@@ -229,22 +229,16 @@ def make_swapper(loader, name: str, fp16: bool = True) -> _Swapper:
             fast.note = "inswapper_128_fp16 not checked against FP32 (inswapper_128 not available)"
             return fast
         got = _checked(loader, name, fast, lambda: _build(loader, "inswapper_128", loader.session("inswapper_128")))
-        _release(loader, "inswapper_128" if got is fast else name)  # the loser of the check is not kept
+        loader.release("inswapper_128" if got is fast else name)  # the loser of the check is not kept
         return got
     if _loader_fp16(loader):
         fast = _build(loader, name, loader.session(name, fp16=fp16))
         if fp16 and getattr(fast.session, "provider", "") in FP16_PROVIDERS:
             got = _checked(loader, name, fast, lambda: _build(loader, name, loader.session(name, fp16=False)))
-            _release(loader, name, fp16=got is not fast)  # drop the FP32 reference (or the failed FP16)
+            loader.release(name, fp16=got is not fast)  # drop the FP32 reference (or the failed FP16)
             return got
         return fast
     return _build(loader, name, loader.session(name))
-
-
-def _release(loader, name: str, **which) -> None:
-    release = getattr(loader, "release", None)  # loaders without a session cache have none
-    if release is not None:
-        release(name, **which)
 
 
 def _checked(loader, name: str, fast: _Swapper, make_ref) -> _Swapper:
