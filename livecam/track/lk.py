@@ -20,44 +20,6 @@ class LKParams:
         return (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, self.iters, self.eps)
 
 
-class GrayFrames:
-    """The previous and current grey frame, in two reused buffers (no per-frame allocation).
-
-    OpenCV's Python binding cannot take the pyramids of `buildOpticalFlowPyramid`
-    as LK input (opencv/opencv#4777), so the grey frames are what is kept and
-    reused: one conversion per frame serves the forward pass into it, the
-    backward pass out of it, and the next frame's forward pass. (LK on both
-    passes at 1280x720 with 45 points costs about 2 ms on one core.)
-    """
-
-    def __init__(self):
-        self._bufs: list[np.ndarray] = []
-        self._i = 0
-        self.prev: np.ndarray | None = None
-        self.cur: np.ndarray | None = None
-
-    @property
-    def gray(self) -> np.ndarray | None:
-        return self.cur
-
-    def build(self, frame: np.ndarray) -> None:
-        h, w = frame.shape[:2]
-        if not self._bufs or self._bufs[0].shape != (h, w):
-            self._bufs = [np.empty((h, w), np.uint8), np.empty((h, w), np.uint8)]
-            self.prev = self.cur = None
-        self._i ^= 1
-        dst = self._bufs[self._i]
-        if frame.ndim == 3:
-            cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY, dst=dst)
-        else:
-            dst[:] = frame
-        self.prev, self.cur = self.cur, dst
-
-    def reset(self) -> None:
-        self.prev = None
-        self.cur = None
-
-
 @dataclass
 class GrayRoi:
     """A grey image of the frame region `origin` + (w, h) / `scale`: roi = (frame - origin) * scale."""
