@@ -11,11 +11,10 @@ object and exits 1 when a check fails (the failed checks are listed under "faile
    (`livecam.testing.device`: the swapper's maths runs on CuPy, like a TensorRT or ORT
    IO-binding session), at 1080p with 1, 2 and 4 faces: per-face GPU-ops time, crop
    transfers and reads per face through the backend (`backend_reads_per_face`: the
-   guard's; scalar reads such as the temporal filter's SSIM are not visible there), next
+   guard's; implicit scalar reads are not visible there), next
    to the CPU backend's per-face time on the same machine with the same stand-in.
 3. `counted`: the same stage on the counting backend (NumPy standing in for CuPy), which
-   also counts implicit scalar reads: exact host syncs per face (`syncs_per_face`; the
-   first frame has no temporal history, so no SSIM read).
+   also counts implicit scalar reads: exact host syncs per face (`syncs_per_face`).
 
 `--cpu-only` runs the parts that need no GPU (3, and the CPU timing of 2); CI uses it
 to test this script. Timings are medians after warm-up; on a shared machine they vary.

@@ -34,7 +34,6 @@ INVENTED_FLOOR = 1.0  # levels of swap change allowed beyond the camera's
 BLOCK = 4  # weights are computed on BLOCK x BLOCK pixel means of the crop
 SEAM_MOTION_PX = 3.0
 LARGE_MOTION = 0.5  # mean 5-point motion per frame, in interocular distances
-SSIM_SIZE = 64  # SSIM is computed on a block-mean downscale to about this size
 
 
 @dataclass
@@ -57,26 +56,6 @@ class TrackState:
     prev_roi: object = None
     prev_flat: object = None  # the grow-only buffer `prev_roi` is a view of
     last_action: str = ""
-
-
-def ssim(backend, a, b) -> float:
-    """Mean SSIM of two same-size crops on grey block means (Gaussian window, sigma 1.5).
-
-    The five local statistics are blurred together as one 5-channel image: two
-    filter passes instead of ten (it matters on the GPU, where each is a launch).
-    """
-    xp = backend.xp
-    s = a.shape[0]
-    n = s // max(1, s // SSIM_SIZE)
-    ga = backend.resize(a, (n, n), "area").sum(axis=2, dtype=xp.float32) * (1.0 / 3.0)
-    gb = backend.resize(b, (n, n), "area").sum(axis=2, dtype=xp.float32) * (1.0 / 3.0)
-    stats = xp.stack([ga, gb, ga * ga, gb * gb, ga * gb], axis=-1)
-    ma, mb, saa, sbb, sab = (backend.gaussian_blur(stats, 1.5)[..., i] for i in range(5))
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    mab = ma * mb
-    num = (2 * mab + c1) * (2 * (sab - mab) + c2)
-    den = (ma * ma + mb * mb + c1) * (saa - ma * ma + sbb - mb * mb + c2)
-    return float(xp.mean(num / den))
 
 
 class TemporalFilter:
