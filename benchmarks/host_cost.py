@@ -1,6 +1,7 @@
 """Host cost per frame without model cost: `Pipeline.process` on a real talking head at 720p/1080p.
 
     python -m benchmarks.host_cost [--sizes 1280x720,1920x1080] [--frames 240] [--set k=v ...]
+                                   [--baseline] [--rounds N]
 
 The Pexels clip (640x360) is scaled up to each size. Models are near-free: the identity
 stand-ins for swapper/landmarker and `ReplayDetector`, which replays YuNet detections
@@ -10,6 +11,10 @@ Prints per size: host - infer per frame (p50, p95; what `livecam bench` reports 
 `host_ms` minus `infer_ms`), the process thread's CPU time per frame (p50;
 `time.thread_time`, robust to other processes on a shared machine), detector calls and
 the per-stage p50. Wall-clock numbers on a loaded machine are noisy: compare the CPU times.
+
+`--baseline` also runs Deep-Live-Cam's per-frame work on the same frames and replayed
+detections (`benchmarks.dlc_baseline`), interleaved with livecam's in `--rounds` rounds,
+and prints both medians: the comparison issue 9 asks for, on this machine, now.
 
 `ReplayDetector` has no `detect_native`, so the tracker's periodic detections run on
 the whole frame here (`TrackerTuning(full_every=1)`): with real models the face-crop
@@ -108,11 +113,35 @@ def measure(frames: list[np.ndarray], size: tuple[int, int], models: Path, repla
             "stages_p50": {k: round(statistics.median(v), 2) for k, v in stages.items()}}
 
 
+def measure_baseline(frames: list[np.ndarray], size: tuple[int, int], swapper: Path, replay: list) -> dict:
+    """Deep-Live-Cam's live-loop work per frame (`benchmarks.dlc_baseline`): host - infer."""
+    import onnxruntime as ort
+
+    from benchmarks.dlc_baseline import DlcLoop
+    from livecam.controls import percentiles
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    loop = DlcLoop(ort.InferenceSession(str(swapper), opts, providers=["CPUExecutionProvider"]))
+    big = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]
+    host = []
+    for i, f in enumerate(big):
+        frame = f.copy()
+        loop.infer_ms = 0.0
+        t = time.perf_counter()
+        loop.step(frame, i, replay[i])
+        if i >= 10:
+            host.append((time.perf_counter() - t) * 1000 - loop.infer_ms)
+    return {"size": f"{size[0]}x{size[1]}", "host_minus_infer": percentiles(host, 2)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.host_cost", description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1280x720,1920x1080")
     ap.add_argument("--frames", type=int, default=240)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--baseline", action="store_true", help="also run Deep-Live-Cam's per-frame work, interleaved")
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians of the per-round p50s)")
     args = ap.parse_args(argv)
     import logging
     import os
@@ -122,17 +151,32 @@ def main(argv=None) -> int:
 
     frames = read_frames(fetch("WolfgangLanger_Pexels.mp4"), args.frames)
     with tempfile.TemporaryDirectory() as tmp:
-        write_standins(Path(tmp), swapper="identity")
+        models = write_standins(Path(tmp), swapper="identity")
         print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs")
         for spec in args.sizes.split(","):
             w, h = (int(v) for v in spec.split("x"))
             replay = yunet_detections(frames, w / frames[0].shape[1])
-            r = measure(frames, (w, h), Path(tmp), replay, args.set)
-            print(f"{r['size']}: host-infer p50 {r['host_minus_infer']['p50']:.2f} ms, p95 "
-                  f"{r['host_minus_infer']['p95']:.2f} ms; process-thread CPU p50 {r['cpu_ms_p50']:.2f} ms, p95 "
-                  f"{r['cpu_ms_p95']:.2f} ms (frames with a detection {r['cpu_p50_detection_frames']:.2f}, others "
-                  f"{r['cpu_p50_other_frames']:.2f}); detector calls {r['detector_pct']:.0f} %")
-            print("   stages p50: " + ", ".join(f"{k} {v:.2f}" for k, v in r["stages_p50"].items()))
+            ours, theirs = [], []
+            for _ in range(args.rounds):
+                r = measure(frames, (w, h), Path(tmp), replay, args.set)
+                ours.append(r["host_minus_infer"])
+                print(f"{r['size']}: host-infer p50 {r['host_minus_infer']['p50']:.2f} ms, p95 "
+                      f"{r['host_minus_infer']['p95']:.2f} ms; process-thread CPU p50 {r['cpu_ms_p50']:.2f} ms, p95 "
+                      f"{r['cpu_ms_p95']:.2f} ms (frames with a detection {r['cpu_p50_detection_frames']:.2f}, "
+                      f"others {r['cpu_p50_other_frames']:.2f}); detector calls {r['detector_pct']:.0f} %")
+                print("   stages p50: " + ", ".join(f"{k} {v:.2f}" for k, v in r["stages_p50"].items()))
+                if args.baseline:
+                    b = measure_baseline(frames, (w, h), models["inswapper_128"], replay)
+                    theirs.append(b["host_minus_infer"])
+                    print(f"{b['size']}: Deep-Live-Cam's per-frame work: host-infer p50 "
+                          f"{b['host_minus_infer']['p50']:.2f} ms, p95 {b['host_minus_infer']['p95']:.2f} ms")
+            if args.rounds > 1 or args.baseline:
+                line = f"{w}x{h} median of {args.rounds} rounds: livecam p50 " \
+                       f"{statistics.median(x['p50'] for x in ours):.2f} ms, p95 {statistics.median(x['p95'] for x in ours):.2f}"
+                if theirs:
+                    line += f"; Deep-Live-Cam p50 {statistics.median(x['p50'] for x in theirs):.2f} ms, p95 " \
+                            f"{statistics.median(x['p95'] for x in theirs):.2f}"
+                print(line)
     return 0
 
 

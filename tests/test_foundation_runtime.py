@@ -939,3 +939,19 @@ def test_a_detector_size_change_reuses_an_onnx_runtime_session(gpu_env, standins
     assert a.session is b.session and a.session.provider == "ort-tensorrt"
     outs = b.session.run({"input": np.zeros((1, 3, 320, 320), np.float32)})
     assert [o.shape[0] for o in outs[:3]] == _scrfd_rows(320)
+
+
+def test_ort_threads_do_not_spin_after_a_run(standins_dir):
+    """ORT's worker threads spin after each run by default; in the live loop that took the core
+    the paste-back and tracker run on next (issue 9: OpenCV work right after a CenterFace call
+    ran 1.8x slower). Every session the loader opens is made without spinning."""
+    from livecam.inference.catalog import load_catalog
+    from livecam.inference.runtime import OrtSession
+
+    path = standins_dir / load_catalog().get("xseg_1").file
+    sess = OrtSession("xseg_1", path, ["CPUExecutionProvider"])
+    opts = sess._sess.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    out = sess.run({sess.input_names[0]: np.zeros(sess.input_shapes[sess.input_names[0]], np.float32)})
+    assert np.isfinite(out[0]).all()  # and it still runs

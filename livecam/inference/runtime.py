@@ -91,6 +91,11 @@ class OrtSession:
 
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        # ORT's worker threads spin for a while after each run by default; on a laptop's few
+        # cores that spinning took the core OpenCV's paste-back and the tracker run on right
+        # after a model call (issue 9: host time per frame 7.9 -> see benchmarks/host_cost.py)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         try:
             self._sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as exc:  # corrupt file, or a provider that cannot start
