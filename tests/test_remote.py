@@ -557,3 +557,39 @@ def test_live_loop_keeps_capturing_and_sending_while_the_server_hangs(server, st
             assert session.stop(timeout=2.0)
     finally:
         os.killpg(srv.proc.pid, signal.SIGCONT)
+
+
+_CHATTY_SERVE = r"""
+import os, sys, threading, time
+from livecam.remote.server import announce
+
+stop = threading.Event()
+
+def triton_log():  # Triton's C++ logger: the same stdout, written in pieces from its own thread
+    while not stop.is_set():
+        for piece in (b"I1129 ", b"23:01:29.876097 ", b"4744 model_lifecycle.cc:839] ", b"\"loaded\"\n"):
+            os.write(1, piece)
+            time.sleep(0.0002)
+
+t = threading.Thread(target=triton_log)
+t.start()
+for i in range(40):
+    time.sleep(0.003)
+    announce(f"READY grpc://127.0.0.1:{8000 + i}")
+stop.set()
+t.join()
+"""
+
+
+def test_ready_lines_stay_whole_while_triton_writes_to_the_same_stdout():
+    """Under load a READY line printed in pieces landed inside a Triton log line
+    (`... 23READY grpc://...`) and the waiting client never saw it: `announce` writes each
+    line at once, on a line of its own, and the test helper finds READY anywhere in a line."""
+    from livecam.testing.remote_server import READY
+
+    out = subprocess.run([sys.executable, "-u", "-c", _CHATTY_SERVE], capture_output=True, timeout=60,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"}).stdout.decode()
+    lines = out.splitlines()
+    assert [ln for ln in lines if ln.startswith("READY ")] == [f"READY grpc://127.0.0.1:{8000 + i}" for i in range(40)]
+    assert sum(ln.count('"loaded"') for ln in lines) > 40  # the log really was interleaved with them
+    assert READY.search('I1129 23READY grpc://127.0.0.1:49937:') and not READY.search("NOT_READY: grpc")

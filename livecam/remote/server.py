@@ -203,6 +203,23 @@ def start_triton(served: list[ServedModel], opts: ServeOptions, workspace: str |
     return triton
 
 
+
+def announce(line: str) -> None:
+    """Write `line` to stdout in one write, on a line of its own.
+
+    The Triton server logs to the same stdout from its own threads. A line printed in
+    pieces can land inside one of its lines (seen under load: `... 23READY grpc://...`),
+    and a script waiting for a line that starts with `READY` never sees it. One write of
+    under PIPE_BUF bytes to a pipe is never split, and the leading newline ends whatever
+    partial line Triton left."""
+    sys.stdout.flush()
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (captured): nothing to interleave with
+        print(line, flush=True)
+        return
+    os.write(fd, f"\n{line}\n".encode())
+
 def cmd_serve(args) -> int:
     from livecam.commands import load_settings
     from livecam.inference.models import ModelLoader
@@ -230,9 +247,9 @@ def cmd_serve(args) -> int:
     served = load_models(loader, names)
     triton = start_triton(served, opts, workspace=getattr(args, "workspace", None))
     scheme = "grpcs" if opts.tls_cert else "grpc"
-    print(f"livecam serve: {', '.join(f'{m.name} ({m.provider})' for m in served)} on "
-          f"{scheme}://{opts.host}:{opts.port}" + (" (token required)" if token else ""), flush=True)
-    print(f"READY {scheme}://{opts.host}:{opts.port}", flush=True)
+    announce(f"livecam serve: {', '.join(f'{m.name} ({m.provider})' for m in served)} on "
+             f"{scheme}://{opts.host}:{opts.port}" + (" (token required)" if token else ""))
+    announce(f"READY {scheme}://{opts.host}:{opts.port}")
     try:
         triton.serve()
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ at once, like a crash or a pulled cable, and nothing outlives the test.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,9 @@ import time
 from pathlib import Path
 
 from livecam.remote.server import free_port
+
+
+READY = re.compile(r"READY grpcs?://")
 
 
 class ServerProcess:
@@ -62,7 +66,7 @@ class ServerProcess:
                 self.lines.append(line.rstrip())
                 if log:
                     log.write(line)
-                if line.startswith("READY "):
+                if READY.search(line):  # anywhere in the line: Triton logs to the same pipe
                     self._ready.set()
         finally:
             if log:
