@@ -14,7 +14,7 @@ the per-stage p50. Wall-clock numbers on a loaded machine are noisy: compare the
 
 `--baseline` also runs Deep-Live-Cam's per-frame work on the same frames and replayed
 detections (`benchmarks.dlc_baseline`), interleaved with livecam's in `--rounds` rounds,
-and prints both medians: the comparison issue 9 asks for, on this machine, now.
+and prints both medians: the comparison issue 9 asks for, on this machine.
 
 `ReplayDetector` has no `detect_native`, so the tracker's periodic detections run on
 the whole frame here (`TrackerTuning(full_every=1)`): with real models the face-crop

@@ -93,6 +93,12 @@ class PtyProcess:
 
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # child: stdin/stdout/stderr are the pty
+            import signal
+
+            # as an interactive shell starts a foreground job: Ctrl-C (SIGINT) at its default. A test
+            # run started in the background by a script inherits SIGINT ignored, and Python then
+            # never raises KeyboardInterrupt in the child (the Ctrl-C test waited 5 s for nothing).
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.environ.update(env)
             os.execv(argv[0], argv)
         self.output = b""

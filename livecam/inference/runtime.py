@@ -92,8 +92,9 @@ class OrtSession:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         # ORT's worker threads spin for a while after each run by default; on a laptop's few
-        # cores that spinning took the core OpenCV's paste-back and the tracker run on right
-        # after a model call (issue 9: host time per frame 7.9 -> see benchmarks/host_cost.py)
+        # cores that spinning took the core that OpenCV's paste-back and the tracker need right
+        # after a model call (benchmarks/host_cost.py, interleaved A/B: 8.55 -> 7.53 ms per frame
+        # at 720p, 12.18 -> 10.49 ms at 1080p)
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         try:

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import sysconfig
@@ -203,7 +204,6 @@ def start_triton(served: list[ServedModel], opts: ServeOptions, workspace: str |
     return triton
 
 
-
 def announce(line: str) -> None:
     """Write `line` to stdout in one write, on a line of its own.
 
@@ -219,6 +219,7 @@ def announce(line: str) -> None:
         print(line, flush=True)
         return
     os.write(fd, f"\n{line}\n".encode())
+
 
 def cmd_serve(args) -> int:
     from livecam.commands import load_settings
@@ -245,12 +246,17 @@ def cmd_serve(args) -> int:
     # The server runs the models itself: never forward them to another server.
     loader = ModelLoader(dataclasses.replace(settings.runtime, remote=""), models_dir=args.models_dir)
     served = load_models(loader, names)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started in the background by a script, the shell made SIGINT ignored; the server says
+        # "kill -SIGINT <pid> to quit" (pytriton's banner, and the clean stop that unloads the
+        # models and removes their copies), so SIGINT must stop it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     triton = start_triton(served, opts, workspace=getattr(args, "workspace", None))
     scheme = "grpcs" if opts.tls_cert else "grpc"
-    announce(f"livecam serve: {', '.join(f'{m.name} ({m.provider})' for m in served)} on "
-             f"{scheme}://{opts.host}:{opts.port}" + (" (token required)" if token else ""))
-    announce(f"READY {scheme}://{opts.host}:{opts.port}")
-    try:
+    try:  # from here a Ctrl-C/SIGINT is the clean stop, even one that comes right after READY
+        announce(f"livecam serve: {', '.join(f'{m.name} ({m.provider})' for m in served)} on "
+                 f"{scheme}://{opts.host}:{opts.port}" + (" (token required)" if token else ""))
+        announce(f"READY {scheme}://{opts.host}:{opts.port}")
         triton.serve()
     except KeyboardInterrupt:
         pass
