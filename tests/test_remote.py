@@ -595,39 +595,17 @@ def test_ready_lines_stay_whole_while_triton_writes_to_the_same_stdout():
     assert READY.search('I1129 23READY grpc://127.0.0.1:49937:') and not READY.search("NOT_READY: grpc")
 
 
-def test_serve_stops_on_sigint_when_a_script_started_it_in_the_background(standins_dir, tmp_path):
+def test_serve_stops_on_sigint_when_a_script_started_it_in_the_background(standins_dir):
     """A script's `livecam serve &` inherits SIGINT ignored (the shell does that to background
     jobs), yet the server's banner says `kill -SIGINT <pid>` to quit, the clean stop that unloads
-    the models and removes their copies. Started that way, SIGINT still stops it, exit 0."""
+    the models and removes their copies. Started that way, SIGINT right after READY stops it, exit 0."""
     import signal
-    import threading
 
-    from livecam.remote.server import free_port
-    from livecam.testing.remote_server import READY
-
-    cmd = [sys.executable, "-m", "livecam", "serve", "--models-dir", str(standins_dir), "--host", "127.0.0.1",
-           "--port", str(free_port()), "--models", "inswapper_128", "--workspace", str(tmp_path / "ws")]
-    proc = subprocess.Popen(["sh", "-c", 'trap "" INT; exec "$@"', "sh", *cmd], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read():
-        for line in proc.stdout:
-            lines.append(line.rstrip())
-            if READY.search(line):
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
+    srv = ServerProcess(standins_dir, ["inswapper_128"], launcher=["sh", "-c", 'trap "" INT; exec "$@"', "sh"])
     try:
-        assert ready.wait(180), "\n".join(lines[-40:])
-        assert proc.poll() is None
-        os.kill(proc.pid, signal.SIGINT)
-        assert proc.wait(90) == 0, "\n".join(lines[-40:])
+        srv.start(timeout=180)
+        os.kill(srv.proc.pid, signal.SIGINT)
+        assert srv.proc.wait(90) == 0, "\n".join(srv.lines[-40:])
+        assert "successfully unloaded 'inswapper_128'" in "".join(srv.lines)  # the clean stop unloaded it
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group (tritonserver, stubs)
-        except ProcessLookupError:
-            pass
-        proc.wait(10)
+        srv.kill()

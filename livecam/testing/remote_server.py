@@ -26,8 +26,12 @@ READY = re.compile(r"READY grpcs?://")
 
 class ServerProcess:
     def __init__(self, models_dir: str | os.PathLike, models: list[str], *, port: int | None = None,
-                 extra_args: list[str] | None = None, log_path: str | os.PathLike | None = None):
+                 extra_args: list[str] | None = None, log_path: str | os.PathLike | None = None,
+                 launcher: list[str] | None = None):
+        """`launcher`: a command prefix the server is started through (e.g. a shell that sets up
+        signals the way a script would)."""
         self.models_dir = str(models_dir)
+        self.launcher = list(launcher or [])
         self.models = list(models)
         self.port = port or free_port()
         self.extra_args = list(extra_args or [])
@@ -46,7 +50,7 @@ class ServerProcess:
         self._ready.clear()
         self.lines = []
         self.workspace = Path(tempfile.mkdtemp(prefix="livecam-serve-"))  # pytriton's model store, removed after
-        cmd = [sys.executable, "-m", "livecam", "serve", "--models-dir", self.models_dir, "--host", "127.0.0.1",
+        cmd = [*self.launcher, sys.executable, "-m", "livecam", "serve", "--models-dir", self.models_dir, "--host", "127.0.0.1",
                "--port", str(self.port), "--models", ",".join(self.models), "--workspace", str(self.workspace / "ws"), *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
