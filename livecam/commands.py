@@ -196,7 +196,7 @@ class KeyWatcher:
             self._saved = None
 
 
-def _say(text: str, stream) -> None:
+def say_line(text: str, stream) -> None:
     """Print a status line; after SIGHUP the terminal is gone and writing to it fails (EIO)."""
     try:
         # one write: Ctrl-C (KeyboardInterrupt) between print's text and its newline would glue
@@ -225,7 +225,7 @@ def run_plain(session, *, duration: float | None = None, stats_every: float = 5.
             if end is not None and now >= end:
                 break
             if now >= next_print:
-                _say(format_stats(session.stats.snapshot()), stream)
+                say_line(format_stats(session.stats.snapshot()), stream)
                 next_print = now + stats_every
     except KeyboardInterrupt:
         pass
@@ -233,9 +233,9 @@ def run_plain(session, *, duration: float | None = None, stats_every: float = 5.
         watcher.close()
         t0 = time.monotonic()
         clean = session.stop(timeout=1.0)
-        _say(f"stopped in {time.monotonic() - t0:.2f} s" + ("" if clean else " (a device did not release)"), stream)
-        _say(f"output: {session.sink.describe()}, {session.sink.frames_sent} frames", stream)
-        _say(format_stats(session.stats.snapshot()), stream)
+        say_line(f"stopped in {time.monotonic() - t0:.2f} s" + ("" if clean else " (a device did not release)"), stream)
+        say_line(f"output: {session.sink.describe()}, {session.sink.frames_sent} frames", stream)
+        say_line(format_stats(session.stats.snapshot()), stream)
     if session.error is not None:
         from livecam.errors import LivecamError
 
@@ -398,7 +398,7 @@ def _loop(args, session, source, sink, pipeline, stop: StopRequest) -> int:
                 session.stop(timeout=1.0)
     code = run_plain(session, duration=args.duration, stats_every=args.stats_every)
     if stop.signal:
-        _say(f"livecam: stopped by {stop.signal}", sys.stderr)
+        say_line(f"livecam: stopped by {stop.signal}", sys.stderr)
     return code
 
 

@@ -205,20 +205,16 @@ def start_triton(served: list[ServedModel], opts: ServeOptions, workspace: str |
 
 
 def announce(line: str) -> None:
-    """Write `line` to stdout in one write, on a line of its own.
+    """A status line on a line of its own, in one write (`commands.say_line`).
 
-    The Triton server logs to the same stdout from its own threads. A line printed in
-    pieces can land inside one of its lines (seen under load: `... 23READY grpc://...`),
-    and a script waiting for a line that starts with `READY` never sees it. One write of
-    under PIPE_BUF bytes to a pipe is never split, and the leading newline ends whatever
-    partial line Triton left."""
+    The Triton server logs to the same stdout from its own threads. `print` writes the
+    text and its newline separately, so under load a READY line landed inside one of
+    Triton's lines (`... 23READY grpc://...`) and a script waiting for a line that starts
+    with `READY` never saw it. The leading newline ends whatever partial line Triton left."""
+    from livecam.commands import say_line
+
     sys.stdout.flush()
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # not a real file (captured): nothing to interleave with
-        print(line, flush=True)
-        return
-    os.write(fd, f"\n{line}\n".encode())
+    say_line("\n" + line, sys.stdout)
 
 
 def cmd_serve(args) -> int:
