@@ -60,7 +60,8 @@ def yunet_detections(frames: list[np.ndarray], scale: float) -> list[list[Detect
     return out
 
 
-def measure(frames: list[np.ndarray], size: tuple[int, int], models: Path, replay: list, extra=()) -> dict:
+def measure(scaled: list[np.ndarray], models: Path, replay: list, extra=()) -> dict:
+    """livecam's `Pipeline.process` on `scaled` (frames already at the measured size)."""
     from livecam.settings import apply_overrides
     from livecam.controls import Controls, percentiles
     from livecam.face.analyser import FaceAnalyser  # noqa: F401 - (imports the model stack once, outside timing)
@@ -89,9 +90,8 @@ def measure(frames: list[np.ndarray], size: tuple[int, int], models: Path, repla
 
     pipe = Pipeline(loader, settings, Bank(), tracker=tracker)
     state = Controls(settings).current()
-    big = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]
     host, cpu, stages, calls, det_frames = [], [], {}, 0, []
-    for i, f in enumerate(big):
+    for i, f in enumerate(scaled):
         detector.index = i
         frame = f.copy()  # the camera hands over a fresh buffer
         c0 = time.thread_time()
@@ -105,16 +105,16 @@ def measure(frames: list[np.ndarray], size: tuple[int, int], models: Path, repla
         calls += report.detector_calls
     with_det = [c for c, d in zip(cpu[10:], det_frames) if d]
     without = [c for c, d in zip(cpu[10:], det_frames) if not d]
-    return {"size": f"{size[0]}x{size[1]}", "host_minus_infer": percentiles(host, 2),
+    return {"size": _size(scaled), "host_minus_infer": percentiles(host, 2),
             "cpu_p50_detection_frames": round(statistics.median(with_det), 2) if with_det else float("nan"),
             "cpu_p50_other_frames": round(statistics.median(without), 2) if without else float("nan"),
             "cpu_ms_p95": percentiles(cpu[10:], 2)["p95"],
-            "cpu_ms_p50": round(statistics.median(cpu[10:]), 2), "detector_pct": round(100 * calls / len(big), 1),
+            "cpu_ms_p50": round(statistics.median(cpu[10:]), 2), "detector_pct": round(100 * calls / len(scaled), 1),
             "stages_p50": {k: round(statistics.median(v), 2) for k, v in stages.items()}}
 
 
-def measure_baseline(frames: list[np.ndarray], size: tuple[int, int], swapper: Path, replay: list) -> dict:
-    """Deep-Live-Cam's live-loop work per frame (`benchmarks.dlc_baseline`): host - infer."""
+def measure_baseline(scaled: list[np.ndarray], swapper: Path, replay: list) -> dict:
+    """Deep-Live-Cam's live-loop work per frame (`benchmarks.dlc_baseline`) on `scaled`: host - infer."""
     import onnxruntime as ort
 
     from benchmarks.dlc_baseline import DlcLoop
@@ -123,16 +123,20 @@ def measure_baseline(frames: list[np.ndarray], size: tuple[int, int], swapper: P
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     loop = DlcLoop(ort.InferenceSession(str(swapper), opts, providers=["CPUExecutionProvider"]))
-    big = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]
     host = []
-    for i, f in enumerate(big):
+    for i, f in enumerate(scaled):
         frame = f.copy()
         loop.infer_ms = 0.0
         t = time.perf_counter()
         loop.step(frame, i, replay[i])
         if i >= 10:
             host.append((time.perf_counter() - t) * 1000 - loop.infer_ms)
-    return {"size": f"{size[0]}x{size[1]}", "host_minus_infer": percentiles(host, 2)}
+    return {"size": _size(scaled), "host_minus_infer": percentiles(host, 2)}
+
+
+def _size(frames: list[np.ndarray]) -> str:
+    h, w = frames[0].shape[:2]
+    return f"{w}x{h}"
 
 
 def main(argv=None) -> int:
@@ -156,9 +160,10 @@ def main(argv=None) -> int:
         for spec in args.sizes.split(","):
             w, h = (int(v) for v in spec.split("x"))
             replay = yunet_detections(frames, w / frames[0].shape[1])
+            scaled = [cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in frames]  # once: both loops copy
             ours, theirs = [], []
             for _ in range(args.rounds):
-                r = measure(frames, (w, h), Path(tmp), replay, args.set)
+                r = measure(scaled, Path(tmp), replay, args.set)
                 ours.append(r["host_minus_infer"])
                 print(f"{r['size']}: host-infer p50 {r['host_minus_infer']['p50']:.2f} ms, p95 "
                       f"{r['host_minus_infer']['p95']:.2f} ms; process-thread CPU p50 {r['cpu_ms_p50']:.2f} ms, p95 "
@@ -166,7 +171,7 @@ def main(argv=None) -> int:
                       f"others {r['cpu_p50_other_frames']:.2f}); detector calls {r['detector_pct']:.0f} %")
                 print("   stages p50: " + ", ".join(f"{k} {v:.2f}" for k, v in r["stages_p50"].items()))
                 if args.baseline:
-                    b = measure_baseline(frames, (w, h), models["inswapper_128"], replay)
+                    b = measure_baseline(scaled, models["inswapper_128"], replay)
                     theirs.append(b["host_minus_infer"])
                     print(f"{b['size']}: Deep-Live-Cam's per-frame work: host-infer p50 "
                           f"{b['host_minus_infer']['p50']:.2f} ms, p95 {b['host_minus_infer']['p95']:.2f} ms")
