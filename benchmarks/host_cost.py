@@ -79,7 +79,7 @@ def measure(scaled: list[np.ndarray], models: Path, replay: list, extra=()) -> d
 
     worker = DetectWorker() if settings.detector.background else None  # as Pipeline builds it
     tracker = FaceTracker(detector, make_landmarker(loader, settings), settings, tuning=TrackerTuning(full_every=1),
-                          worker=worker)
+                          worker=worker, deferred_snapshot=True)
     e = np.random.default_rng(1).normal(size=512).astype(np.float32)
 
     class Bank:

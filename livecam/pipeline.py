@@ -16,12 +16,15 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from livecam.controls import ControlState
 from livecam.timing import StageTimes, infer_seconds
+
+if TYPE_CHECKING:
+    from livecam.track.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ class Pipeline:
     still tracked and reported).
     """
 
-    def __init__(self, loader, settings, bank=None, *, tracker=None, selector=None, swap=None,
+    def __init__(self, loader, settings, bank=None, *, tracker: Tracker | None = None, selector=None, swap=None,
                  badge=None):
         self.loader = loader
         self.settings = settings
@@ -92,8 +95,9 @@ class Pipeline:
         from livecam.track.detect_worker import DetectWorker
 
         worker = DetectWorker() if settings.detector.background else None
+        # deferred snapshot: `process` calls `release_frame` before the frame is written or handed back
         return FaceTracker(make_detector(loader, settings), make_landmarker(loader, settings), settings,
-                           embedder=embedder, worker=worker)
+                           embedder=embedder, worker=worker, deferred_snapshot=True)
 
     @staticmethod
     def _make_selector():
@@ -115,7 +119,7 @@ class Pipeline:
 
     @property
     def detector_calls(self) -> int:
-        return int(getattr(self.tracker, "detector_calls", 0))
+        return int(self.tracker.detector_calls)
 
     @property
     def guard_rejects(self) -> int:
@@ -145,11 +149,9 @@ class Pipeline:
         """Swap in a tracker built for new detector/landmarker settings, once it is ready."""
         new = self._tracker_switch.take() if self._tracker_switch is not None else None
         if new is not None:
-            if hasattr(new, "configure"):
-                new.configure(self.settings)
+            new.configure(self.settings)
             old, self.tracker = self.tracker, new
-            if hasattr(old, "close"):
-                old.close()
+            old.close()
 
     def source_face(self, settings):
         """The active `SourceFace`: the bank entry named by swapper.source, else the first one."""
@@ -219,8 +221,7 @@ class Pipeline:
             # a different detector/landmarker: a new tracker (tracks restart), built off the frame
             # thread; the old one keeps running until it is ready (`_adopt_tracker`)
             self._tracker_switch.request(new)
-        if hasattr(self.tracker, "configure"):
-            self.tracker.configure(new)
+        self.tracker.configure(new)
         if self.swap is not None and old.swapper.model != new.swapper.model and hasattr(self.swap, "request_model"):
             self.swap.request_model(new.swapper.model)
 
@@ -277,13 +278,16 @@ class Pipeline:
         source = self.source_face(settings)
         if self.swap is not None and targets and source is not None:
             try:
-                out = self.swap.process(frame, targets, source, settings, times, inplace=inplace)
+                # the swap writes into `frame` (inplace) only after the tracker's worker has its copy
+                out = self.swap.process(frame, targets, source, settings, times, inplace=inplace,
+                                        before_write=self.tracker.release_frame)
                 report.swapped = len(targets)
             except Exception as exc:  # noqa: BLE001
                 report.errors.append(self._error_once("swap", exc))
                 out = frame
         if out is None:  # a stage returned nothing: pass through
             out = frame
+        self._release_frame(report)  # the caller may write to or reuse `frame` once we return
         if settings.output.badge:
             try:
                 with times.stage("badge"):
@@ -303,6 +307,12 @@ class Pipeline:
         report.host_ms = (time.perf_counter() - t0) * 1000.0
         return out, report
 
+    def _release_frame(self, report: FrameReport) -> None:
+        try:
+            self.tracker.release_frame()
+        except Exception as exc:  # noqa: BLE001 - one frame must not stop the loop
+            report.errors.append(self._error_once("track", exc))
+
     def _draw_badge(self, frame: np.ndarray) -> np.ndarray:
         if self._badge is None:
             from livecam.swap.composite import draw_badge
@@ -315,9 +325,7 @@ class Pipeline:
         """Stop background work (the tracker's detection worker): a stopped session leaves no thread."""
         if self._tracker_switch is not None and self._tracker_switch.loading:
             self._tracker_switch.wait(0.5)
-        close = getattr(self.tracker, "close", None)
-        if close is not None:
-            close()
+        self.tracker.close()
 
     def providers(self) -> dict[str, str]:
         try:

@@ -46,6 +46,12 @@ class FakeTracker:
     def reset(self):
         pass
 
+    def release_frame(self):
+        pass
+
+    def close(self):
+        pass
+
     def request_detection(self):
         pass
 
@@ -67,7 +73,7 @@ class FakeSwap:
         self.active_model = "hyperswap_1a_256"
         self.requested = []
 
-    def process(self, frame, faces, source, settings, times, inplace=False):
+    def process(self, frame, faces, source, settings, times, inplace=False, before_write=None):
         self.calls += 1
         if self.fail_every and self.calls % self.fail_every == 0:
             raise ValueError("swap exploded")

@@ -100,8 +100,12 @@ def test_process_contract(identity_dir, astronaut):
     assert out is not frame and out.shape == frame.shape and out.dtype == np.uint8
     assert set(times.ms) == {"align", "swap", "guard", "masks", "temporal", "paste"}
     assert stage.active_model == "hyperswap_1a_256" and stage.loading == "" and stage.guard_rejects == 0
-    same = stage.process(frame, [_face(ASTRO_KPS5)], _source(), settings, StageTimes(), inplace=True)
-    assert same is frame
+    seen = []  # `before_write`: called once, before the first write into an in-place frame
+    same = stage.process(frame, [_face(ASTRO_KPS5)], _source(), settings, StageTimes(), inplace=True,
+                         before_write=lambda: seen.append(np.array_equal(frame, astronaut)))
+    assert same is frame and seen == [True] and not np.array_equal(frame, astronaut)
+    stage.process(frame, [_face(ASTRO_KPS5)], _source(), settings, StageTimes(), before_write=lambda: seen.append(0))
+    assert seen == [True]  # not in place: the frame is never written, nothing to wait for
     assert stage.process(frame, [], _source(), settings, StageTimes()) is frame  # nothing to do
     assert stage.process(frame, [_face(ASTRO_KPS5)], None, settings, StageTimes()) is frame
 

@@ -211,6 +211,47 @@ def test_background_detections_are_carried_forward_by_the_motion_since(pan):
     assert any(not f[0].detected for f in outs[1:6]) and any(f[0].detected for f in outs[7:9])  # folded in late
 
 
+def test_deferred_snapshot_the_worker_copies_the_frame_and_release_waits_for_that_copy():
+    """With `deferred_snapshot` the frame thread makes no copy: the background job copies the frame
+    first, `release_frame` returns only once it has, and the detection sees the frame as it was
+    at `update` even though the caller overwrites it right after `release_frame` (the Pipeline's
+    in-place paste)."""
+    import threading
+
+    from livecam.track.detect_worker import DetectWorker
+
+    class LateWorker(DetectWorker):  # the job's thread starts 0.3 s late (a busy machine)
+        def submit(self, job):
+            return super().submit(lambda: (threading.Event().wait(0.3), job())[1])
+
+    scene = make_scene("still", frames=8, size=(640, 360))
+    tr = _background_tracker(every_n=2)
+    tr.worker, tr.deferred_snapshot = LateWorker(), True
+    seen = []  # the image each background detection ran on, as it ran
+    for name in ("_run_full", "_run_crops"):
+        def recorded(frame, views, run=getattr(tr, name)):
+            seen.append(frame.copy())
+            return run(frame, views)
+        setattr(tr, name, recorded)
+    frames = [scene.frames[i].copy() for i in range(len(scene))]
+    submitted = 0
+    for i, frame in enumerate(frames):
+        calls = len(seen)
+        tr.update(frame, scene.timestamp(i))
+        if tr._snapshot is not None:  # a job was handed over: its copy is not made on this thread
+            submitted += 1
+            original = frame.copy()
+            assert not np.array_equal(tr._job_buf, frame)
+            tr.release_frame()
+            assert np.array_equal(tr._job_buf, original)
+            frame[...] = 0  # the in-place paste
+            tr.worker.wait()
+            assert len(seen) == calls + 1 and np.array_equal(seen[-1], original)
+        tr.release_frame()
+    tr.close()
+    assert submitted >= 2
+
+
 def test_no_frame_waits_for_a_background_detection():
     import time
 

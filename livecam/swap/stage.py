@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from typing import Callable
 
 import numpy as np
 
@@ -213,11 +214,13 @@ class SwapStage:
         return lat
 
     # -- the frame ----------------------------------------------------------------------------
-    def process(self, frame, faces, source, settings, times: StageTimes | None = None, inplace: bool = False):
+    def process(self, frame, faces, source, settings, times: StageTimes | None = None, inplace: bool = False,
+                before_write: Callable[[], None] | None = None):
         """Swap `faces` in `frame` with `source`; return the frame to send.
 
         The input frame is not modified unless `inplace=True` (then it is written in
-        place and returned; saves a frame copy when the caller owns the frame). With
+        place and returned; saves a frame copy when the caller owns the frame;
+        `before_write` is called once before the first write into it). With
         the GPU backend `frame` may be a device array (the result is then one too);
         a host frame is uploaded and the result downloaded.
         """
@@ -247,6 +250,7 @@ class SwapStage:
         resident = be.is_gpu and swapper.on_device
         latent = self._latent(source, swapper, device=resident)
 
+        must_wait = before_write if out is frame else None  # someone else may still be reading `frame`
         # Phase 1: every crop from the untouched input, before any paste, so
         # overlapping faces never crop an already swapped neighbour.
         jobs = []
@@ -285,6 +289,9 @@ class SwapStage:
                 mask = self._mask(face, mat, crop, work_u8, occlusion, settings, size)
             with times.stage("temporal"):
                 self.temporal.stabilize(be, st, work, settings.temporal, camera=crop)
+            if must_wait is not None:  # (not timed as paste: a wait, if any, is the tracker's)
+                must_wait()
+                must_wait = None
             with times.stage("paste"):
                 if settings.temporal.enabled:
                     xp.rint(work, out=work)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 
+import cv2
 import numpy as np
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,8 @@ class _Swapper:
         pred = np.asarray(pred, dtype=np.float32).reshape(3, self.size, self.size)
         # back to [0, 1] RGB, then BGR [0, 255]; NaN survives np.clip, so the guard sees it.
         a, b = 255.0 / self.scale, -self.shift * 255.0 / self.scale
-        for c in range(3):
-            np.multiply(pred[2 - c], a, out=self._out[:, :, c])
+        cv2.merge([pred[2], pred[1], pred[0]], dst=self._out)  # one interleaving pass (3 strided writes cost 4x)
+        np.multiply(self._out, a, out=self._out)
         if b:
             self._out += b
         np.clip(self._out, 0.0, 255.0, out=self._out)

@@ -28,7 +28,10 @@ Per frame, for each track:
    beyond 10° is re-measured upright in such a crop, rotated back (detectors
    mislocate points on rolled faces). With a `DetectWorker`
    (`detector.background`), periodic detections of an existing track run in
-   the background on a copy of the frame; a later frame folds the result in,
+   the background on a copy of the frame (with `deferred_snapshot`, the worker
+   takes that copy itself while the frame thread goes on reading the frame;
+   the owner calls `release_frame()` before it writes to or reuses the frame,
+   so a detection frame costs the frame thread no frame copy); a later frame folds the result in,
    carried forward by each track's motion since that frame (`_Track.since`),
    so no frame waits for a model it does not need this frame. Detections
    match tracks by IoU (embedding cosine breaks ties); a lone lost track hands
@@ -53,8 +56,11 @@ Per frame, for each track:
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -66,6 +72,8 @@ from livecam.face.types import Detection, Face
 from livecam.track.lk import LKParams, RoiGray, fit_similarity, seed_roi_points, track_roi_points
 from livecam.track.one_euro import OneEuro
 from livecam.track.se2 import Bounds, bound_correction
+
+log = logging.getLogger(__name__)
 
 _UNIT = TEMPLATES["arcface_128"]
 
@@ -173,6 +181,27 @@ def canon_box(bbox: np.ndarray, kps5: np.ndarray) -> np.ndarray:
     return np.array([[cx - hw, cy - hh], [cx + hw, cy - hh], [cx + hw, cy + hh], [cx - hw, cy + hh]])
 
 
+class Tracker(Protocol):
+    """What the Pipeline needs of a tracker (`FaceTracker`; the tests' fakes implement it too)."""
+
+    detector_calls: int
+
+    def update(self, frame: np.ndarray, timestamp: float) -> list[Face]:
+        """This frame's faces. The tracker may still read `frame` until `release_frame()`."""
+
+    def release_frame(self) -> None:
+        """Return once the tracker no longer reads the last `update`'s frame (then it may be written)."""
+
+    def configure(self, settings) -> None:
+        """Take new settings between frames."""
+
+    def reset(self) -> None:
+        """Forget every track."""
+
+    def close(self) -> None:
+        """Stop background work."""
+
+
 class FaceTracker:
     """Faces per frame with stable ids; counts `detector_calls`.
 
@@ -182,11 +211,15 @@ class FaceTracker:
     """
 
     def __init__(self, detector, landmarker, settings, embedder=None, tuning: TrackerTuning | None = None,
-                 worker=None):
+                 worker=None, deferred_snapshot: bool = False):
         self.detector = detector
         self.worker = worker  # a DetectWorker: periodic detections in the background (None: inline)
         self._gen = 0  # bumped by every inline detection and reset: a background result from before is stale
         self._job_buf: np.ndarray | None = None
+        # True: a background job copies the frame itself, and the frame's owner calls `release_frame()`
+        # before writing to it (the Pipeline does); False: `update` copies it before returning
+        self.deferred_snapshot = deferred_snapshot
+        self._snapshot: threading.Event | None = None  # set once the pending job has its copy
         self.landmarker = landmarker
         self.embedder = embedder
         self.tuning = tuning or TrackerTuning()
@@ -224,8 +257,16 @@ class FaceTracker:
 
     def close(self) -> None:
         """Stop the background worker (a replaced tracker)."""
+        self.release_frame()
         if self.worker is not None:
             self.worker.close()
+
+    def release_frame(self, timeout: float = 1.0) -> None:
+        """Return once no background job still has to copy the last `update`'s frame (at once
+        unless `deferred_snapshot` left one pending): after this the caller may write to the frame."""
+        taken, self._snapshot = self._snapshot, None
+        if taken is not None and not taken.wait(timeout):  # (the copy is the job's first step)
+            log.warning("the background detection had not copied its frame after %.0f s; going on", timeout)
 
     def request_detection(self) -> None:
         self._requested = True
@@ -549,23 +590,34 @@ class FaceTracker:
 
     # -- background detection ------------------------------------------------------
     def _submit(self, frame: np.ndarray, kind: str) -> bool:
-        """Hand a periodic detection of this frame to the worker (a private copy of the frame)."""
+        """Hand a periodic detection of this frame to the worker (a private copy of the frame,
+        made here, or by the job itself with `deferred_snapshot`)."""
         if self.worker.busy:
             return False
-        if self._job_buf is None or self._job_buf.shape != frame.shape:
+        if self._job_buf is None or self._job_buf.shape != frame.shape or self._job_buf.dtype != frame.dtype:
             self._job_buf = np.empty_like(frame)
-        np.copyto(self._job_buf, frame)
         views, buf, gen = self._views(), self._job_buf, self._gen
-        for tr in self._tracks:
-            tr.since = np.eye(3)
+        taken = threading.Event() if self.deferred_snapshot else None
+        if taken is None:
+            np.copyto(buf, frame)
         run = self._run_crops if kind == "crops" else self._run_full
 
         def job():
+            if taken is not None:
+                try:  # the frame thread only reads `frame` until `release_frame` has seen this
+                    np.copyto(buf, frame)
+                finally:
+                    taken.set()
             res = run(buf, views)
             res.gen = gen
             return res
 
-        return self.worker.submit(job)
+        if not self.worker.submit(job):
+            return False
+        self._snapshot = taken
+        for tr in self._tracks:
+            tr.since = np.eye(3)
+        return True
 
     def _fold_job(self, job: _Job, t: float) -> set[int]:
         """A background result, carried from its frame to this one by each track's motion since."""
