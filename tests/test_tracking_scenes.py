@@ -252,6 +252,46 @@ def test_deferred_snapshot_the_worker_copies_the_frame_and_release_waits_for_tha
     assert submitted >= 2
 
 
+def test_detect_worker_one_thread_runs_the_jobs_and_ends_when_idle_or_closed():
+    """Jobs run one at a time on one thread (no thread start per job on the frame thread); a
+    failing job does not stop it; it ends after `idle_s` without a job, a later job starts
+    one again, and `close` ends it."""
+    import threading
+    import time
+
+    from livecam.track.detect_worker import DetectWorker
+
+    w = DetectWorker(idle_s=0.3)
+    assert not w.running
+    ran_on = []
+
+    def job(n):
+        def run():
+            ran_on.append(threading.current_thread())  # (kept: distinct objects, distinct ids)
+            if n == 1:
+                raise RuntimeError("a detector failed")
+            return n
+        return run
+
+    results = []
+    for n in range(4):
+        assert w.submit(job(n))
+        assert not w.submit(job(99))  # one at a time
+        w.wait()
+        results.append(w.poll())
+    assert results == [0, None, 2, 3] and len({id(t) for t in ran_on}) == 1
+    deadline = time.monotonic() + 5.0
+    while w.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not w.running  # idle: the thread ended
+    assert w.submit(job(4)) and w.running
+    w.wait()
+    assert w.poll() == 4 and len({id(t) for t in ran_on}) == 2
+    w.close()
+    assert not w.running and not w.submit(job(5))
+    assert not [t for t in threading.enumerate() if t.name == w.name and t.is_alive()]
+
+
 def test_no_frame_waits_for_a_background_detection():
     import time
 
