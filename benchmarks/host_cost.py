@@ -1,9 +1,12 @@
 """Host cost per frame without model cost: `Pipeline.process` on a real talking head at 720p/1080p.
 
     python -m benchmarks.host_cost [--sizes 1280x720,1920x1080] [--frames 240] [--set k=v ...]
-                                   [--baseline] [--rounds N]
+                                   [--baseline] [--rounds N] [--face scaled|native]
 
-The Pexels clip (640x360) is scaled up to each size. Models are near-free: the identity
+The Pexels clip (640x360) is scaled up to each size (`--face scaled`: the face fills the
+frame, 360 px tall at 720p) or placed at its own size in the middle of a frame of that size
+(`--face native`: the face about 180 px tall, a webcam at arm's length), the border
+replicated. Models are near-free: the identity
 stand-ins for swapper/landmarker and `ReplayDetector`, which replays YuNet detections
 made on the clip beforehand (so detection costs nothing but the tracker's own work).
 Everything else is the default profile (tracking, temporal filters, colour transfer on).
@@ -50,12 +53,15 @@ class ReplayDetector:
         return list(self.per_frame[min(self.index, len(self.per_frame) - 1)])
 
 
-def yunet_detections(frames: list[np.ndarray], scale: float) -> list[list[Detection]]:
-    """YuNet (full resolution, score 0.5) on every frame, scaled by `scale`, largest first."""
+def yunet_detections(frames: list[np.ndarray], scale: float, offset=(0.0, 0.0)) -> list[list[Detection]]:
+    """YuNet (full resolution, score 0.5) on every frame, scaled by `scale` then moved by `offset`
+    (x, y), largest first."""
     out = []
+    off = np.asarray(offset, np.float32)
     for rows in yunet_faces(frames, score=0.5):
-        dets = [Detection(bbox=np.r_[r[0:2], r[0:2] + r[2:4]].astype(np.float32) * scale,
-                          kps5=r[4:14].reshape(5, 2).astype(np.float32) * scale, score=float(r[14])) for r in rows]
+        dets = [Detection(bbox=np.r_[r[0:2], r[0:2] + r[2:4]].astype(np.float32) * scale + np.r_[off, off],
+                          kps5=r[4:14].reshape(5, 2).astype(np.float32) * scale + off, score=float(r[14]))
+                for r in rows]
         out.append(sorted(dets, key=lambda d: -d.size))
     return out
 
@@ -146,6 +152,8 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--baseline", action="store_true", help="also run Deep-Live-Cam's per-frame work, interleaved")
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians of the per-round p50s)")
+    ap.add_argument("--face", choices=("scaled", "native"), default="scaled",
+                    help="scale the clip to the size (the face fills the frame) or place it at its own size")
     args = ap.parse_args(argv)
     import logging
     import os
@@ -159,8 +167,17 @@ def main(argv=None) -> int:
         print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs")
         for spec in args.sizes.split(","):
             w, h = (int(v) for v in spec.split("x"))
-            replay = yunet_detections(frames, w / frames[0].shape[1])
-            scaled = [cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in frames]  # once: both loops copy
+            if args.face == "native":
+                fh, fw = frames[0].shape[:2]
+                if fw > w or fh > h:
+                    ap.error(f"--face native needs sizes of at least {fw}x{fh}")
+                top, left = (h - fh) // 2, (w - fw) // 2
+                replay = yunet_detections(frames, 1.0, (left, top))
+                scaled = [cv2.copyMakeBorder(f, top, h - fh - top, left, w - fw - left, cv2.BORDER_REPLICATE)
+                          for f in frames]
+            else:
+                replay = yunet_detections(frames, w / frames[0].shape[1])
+                scaled = [cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in frames]  # once: both loops copy
             ours, theirs = [], []
             for _ in range(args.rounds):
                 r = measure(scaled, Path(tmp), replay, args.set)

@@ -81,6 +81,15 @@ def test_resize_and_blur_parity(other, img):
         assert np.abs(CPU.gaussian_blur(f, sigma) - _h(other, other.gaussian_blur(fd, sigma))).max() < 1e-2
 
 
+def test_channels_parity(other):
+    a = np.random.default_rng(3).random((37, 53)).astype(np.float32)
+    want = np.repeat(a[..., None], 3, axis=2)
+    np.testing.assert_array_equal(CPU.channels(a, 3), want)
+    out = other.empty((37, 53, 3), dtype=np.float32)
+    assert other.channels(other.asarray(a), 3, out=out) is out
+    np.testing.assert_array_equal(_h(other, out), want)
+
+
 def test_pyramid_parity(other, img):
     f = img.astype(np.float32)
     down = CPU.pyr_down(f)

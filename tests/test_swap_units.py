@@ -20,6 +20,24 @@ BE = get_backend("cpu")
 
 # -- masks -----------------------------------------------------------------------------
 
+def test_similarity_few_points_path_matches_the_array_path():
+    """A few points take a Python-float path; the same points repeated (same least-squares
+    solution) take the NumPy one: both give one matrix, and it maps the template exactly."""
+    from livecam.face.geometry import estimate_similarity
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        src = rng.random((5, 2)) * 300
+        dst = rng.random((5, 2)) * 300
+        few = estimate_similarity(src, dst)
+        many = estimate_similarity(np.tile(src, (4, 1)), np.tile(dst, (4, 1)))
+        np.testing.assert_allclose(few, many, rtol=1e-10, atol=1e-9)
+    t = TEMPLATES["arcface_128"] * 256
+    m = np.array([[0.8, -0.3, 12.0], [0.3, 0.8, -7.0]])
+    moved = t @ m[:, :2].T + m[:, 2]
+    np.testing.assert_allclose(estimate_similarity(t, moved), m, atol=1e-9)
+
+
 def test_box_mask_matches_facefusion_numbers():
     m = Mk.box_mask(256, 0.3, (0, 0, 0, 0))  # blur_amount 38, bands 19 px, sigma 9.5
     assert m.shape == (256, 256) and m.dtype == np.float32

@@ -109,6 +109,11 @@ class CpuBackend:
         flag = cv2.INTER_AREA if interp == "area" else cv2.INTER_LINEAR
         return cv2.resize(src, (int(dsize[0]), int(dsize[1])), dst=out, interpolation=flag)
 
+    def channels(self, src, n: int, out=None):
+        """(h, w) -> (h, w, n), every channel a copy of `src` (one interleaving pass: NumPy's
+        broadcast of `a[..., None]` against a last axis of 3 is several times slower)."""
+        return cv2.merge([src] * n, dst=out)
+
     # -- filters ---------------------------------------------------------------
     def gaussian_blur(self, src, sigma, out=None):
         if sigma <= 0:

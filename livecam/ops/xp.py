@@ -155,6 +155,13 @@ class XpBackend:
             return out
         return res
 
+    def channels(self, src, n: int, out=None):
+        """(h, w) -> (h, w, n), every channel a copy of `src`."""
+        if out is None:
+            out = self.xp.empty(src.shape + (n,), dtype=src.dtype)
+        out[...] = src[..., None]
+        return out
+
     # -- filters ---------------------------------------------------------------
     def gaussian_blur(self, src, sigma, out=None):
         if sigma <= 0:

@@ -40,19 +40,19 @@ def check_swap(xp, swapped, target, to_host=None, fused=None) -> str:
 
     `to_host`: the backend's download (`backend.to_host`): the one host read per face.
     `fused`: the backend's `ops.fused.FusedFaceOps` (CuPy): the statistics in two launches."""
+    samples = ((swapped.shape[0] + 3) // 4) * ((swapped.shape[1] + 3) // 4) * swapped.shape[2]
     sums = fused.guard_sums(swapped, target, SATURATED_LEVEL) if fused is not None else None
-    if sums is not None:
-        samples = ((swapped.shape[0] + 3) // 4) * ((swapped.shape[1] + 3) // 4) * swapped.shape[2]
-        return _verdict(*stats_from_sums((to_host or _host)(sums), samples))
-    s = swapped[::4, ::4]
-    # All statistics in one device array and one transfer (one sync on the GPU).
-    # The sum runs over every pixel: a single NaN/Inf anywhere poisons it.
-    stats = xp.stack([
-        xp.sum(swapped, dtype=xp.float32), s.mean(dtype=xp.float32),
-        (s >= SATURATED_LEVEL).mean(dtype=xp.float32), s.std(dtype=xp.float32),
-        target[::4, ::4].mean(dtype=xp.float32),
-    ])
-    return _verdict(*(float(v) for v in (to_host or _host)(stats)))
+    if sums is None:
+        # The same five sums in array-module calls: one device array, one transfer (one sync on
+        # the GPU); mean and std follow on the host (`stats_from_sums`), as for the fused kernel.
+        # The total runs over every pixel: a single NaN/Inf anywhere poisons it.
+        s = xp.ascontiguousarray(swapped[::4, ::4]).reshape(-1)
+        sums = xp.stack([
+            xp.sum(swapped, dtype=xp.float32), xp.sum(s, dtype=xp.float32),
+            xp.sum(s >= SATURATED_LEVEL, dtype=xp.float32), xp.dot(s, s),
+            xp.sum(target[::4, ::4], dtype=xp.float32),
+        ])
+    return _verdict(*stats_from_sums((to_host or _host)(sums), samples))
 
 
 def _verdict(total: float, mean: float, saturated: float, std: float, t_mean: float) -> str:

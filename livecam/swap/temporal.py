@@ -133,12 +133,12 @@ class TemporalFilter:
         st.hold = hold
         if settings.snap or settings.anomaly:
             # crop = crop + hold*(prev - crop), hold interpolated from the block grid to the crop
-            # (resized as 3 equal channels: a multiply broadcast over a last axis of 3 costs NumPy
-            # 3x the whole filter; OpenCV interpolates channels independently, so values are the same)
-            hold3 = xp.repeat(hold.astype(xp.float32, copy=False)[..., None], crop.shape[2], axis=2)
-            full = backend.resize(hold3, (s, s), "linear", out=self._buf(backend, "hold_full", crop.shape))
+            full = backend.resize(hold.astype(xp.float32, copy=False), (s, s), "linear",
+                                  out=self._buf(backend, "hold_full", (s, s)))
+            # (as 3 equal channels: a multiply broadcast over a last axis of 3 costs NumPy 3x the filter)
+            full3 = backend.channels(full, crop.shape[2], out=self._buf(backend, "hold_full3", crop.shape))
             delta = xp.subtract(st.prev, crop, out=self._buf(backend, "delta", crop.shape))
-            xp.multiply(delta, full, out=delta)
+            xp.multiply(delta, full3, out=delta)
             xp.add(crop, delta, out=crop)
             st.prev_small = backend.resize(crop, (n, n), "area")
         else:

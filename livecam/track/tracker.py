@@ -128,9 +128,20 @@ class _Track:
     edge_checks: int = 0  # a new face at the frame edge is re-detected on this many more frames
     since: np.ndarray = field(default_factory=lambda: np.eye(3))  # motion since the pending background job's frame
 
+    box_key: tuple = field(default=(None, None), repr=False)  # the (out, bbox_canon) arrays `box_cached` is of
+    box_cached: np.ndarray | None = field(default=None, repr=False)
+
     @property
     def size(self) -> float:
         return max(interocular(self.out) * 2.2, 1.0)
+
+    def box(self) -> np.ndarray:
+        """`bbox_from_kps(out, bbox_canon)`, kept while neither array is replaced (they never
+        change in place): the box at the end of a frame is the next frame's first."""
+        if self.box_key[0] is not self.out or self.box_key[1] is not self.bbox_canon:
+            self.box_cached = bbox_from_kps(self.out, self.bbox_canon)
+            self.box_key = (self.out, self.bbox_canon)
+        return self.box_cached
 
 
 @dataclass
@@ -292,7 +303,7 @@ class FaceTracker:
         self.frames += 1
         self._frame = frame
         if self.enabled:  # grey of the tracked region only, at a working scale
-            self._gray.build(frame, [bbox_from_kps(tr.out, tr.bbox_canon) for tr in self._tracks])
+            self._gray.build(frame, [tr.box() for tr in self._tracks])
         urgent = (not self.enabled) or self._requested
         periodic = self._since_detect + 1 >= (self.every_n if self._tracks else min(self.every_n, tu.no_face_every))
         # 1. motion
@@ -392,14 +403,14 @@ class FaceTracker:
                 tr.healthy = self._patch_ok(tr)
                 tr.detected = False
                 if len(tr.points) < tu.texture_points // 2:
-                    more = seed_roi_points(self._gray.cur, bbox_from_kps(tr.out, tr.bbox_canon),
+                    more = seed_roi_points(self._gray.cur, tr.box(),
                                            tu.texture_points - len(tr.points))
                     tr.points = np.concatenate([tr.points, more])
             else:
                 tr.healthy = False
             # a box touching the frame edge is the normal laptop case; only a face mostly out of
             # the frame (or unhealthy, or unconfirmed) needs the detector now
-            need |= (not tr.healthy) or self._partial(bbox_from_kps(tr.out, tr.bbox_canon)) or tr.confidence < 0.99
+            need |= (not tr.healthy) or self._partial(tr.box()) or tr.confidence < 0.99
         return need
 
     def _patch_of(self, kps5: np.ndarray) -> np.ndarray:
@@ -450,7 +461,7 @@ class FaceTracker:
         # IoU matching, best pairs first; ties broken by embedding similarity
         pairs = []
         if self._tracks and dets:
-            tboxes = np.stack([bbox_from_kps(tr.out, tr.bbox_canon) for tr in self._tracks])
+            tboxes = np.stack([tr.box() for tr in self._tracks])
             iou = box_iou(tboxes, np.stack([d.bbox for d in dets]))
             for ti in range(len(self._tracks)):
                 for di in range(len(dets)):
@@ -728,7 +739,7 @@ class FaceTracker:
         tr.t = t
 
     def _face(self, tr: _Track) -> Face:
-        bbox = bbox_from_kps(tr.out, tr.bbox_canon)
+        bbox = tr.box().copy()  # (the Face is the caller's)
         lm = None
         if tr.landmarks68 is not None:
             lm = transform_points(tr.landmarks68, estimate_similarity(tr.meas, tr.out)).astype(np.float32)
