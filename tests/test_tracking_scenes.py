@@ -211,28 +211,39 @@ def test_background_detections_are_carried_forward_by_the_motion_since(pan):
     assert any(not f[0].detected for f in outs[1:6]) and any(f[0].detected for f in outs[7:9])  # folded in late
 
 
-def test_deferred_snapshot_the_worker_copies_the_frame_and_release_waits_for_that_copy():
-    """With `deferred_snapshot` the frame thread makes no copy: the background job copies the frame
-    first, `release_frame` returns only once it has, and the detection sees the frame as it was
-    at `update` even though the caller overwrites it right after `release_frame` (the Pipeline's
-    in-place paste)."""
+def _late_worker(delay=0.3):
+    """A DetectWorker whose jobs start `delay` s late (a busy machine)."""
     import threading
 
     from livecam.track.detect_worker import DetectWorker
 
-    class LateWorker(DetectWorker):  # the job's thread starts 0.3 s late (a busy machine)
+    class LateWorker(DetectWorker):
         def submit(self, job):
-            return super().submit(lambda: (threading.Event().wait(0.3), job())[1])
+            return super().submit(lambda: (threading.Event().wait(delay), job())[1])
 
-    scene = make_scene("still", frames=8, size=(640, 360))
-    tr = _background_tracker(every_n=2)
-    tr.worker, tr.deferred_snapshot = LateWorker(), True
-    seen = []  # the image each background detection ran on, as it ran
+    return LateWorker()
+
+
+def _record_job_frames(tr) -> list:
+    """The image each of `tr`'s background detections runs on, copied as it runs."""
+    seen = []
     for name in ("_run_full", "_run_crops"):
         def recorded(frame, views, run=getattr(tr, name)):
             seen.append(frame.copy())
             return run(frame, views)
         setattr(tr, name, recorded)
+    return seen
+
+
+def test_deferred_snapshot_the_worker_copies_the_frame_and_release_waits_for_that_copy():
+    """With `deferred_snapshot` the frame thread makes no copy: the background job copies the frame
+    first, `release_frame` returns only once it has, and the detection sees the frame as it was
+    at `update` even though the caller overwrites it right after `release_frame` (the Pipeline's
+    in-place paste)."""
+    scene = make_scene("still", frames=8, size=(640, 360))
+    tr = _background_tracker(every_n=2)
+    tr.worker, tr.deferred_snapshot = _late_worker(), True
+    seen = _record_job_frames(tr)
     frames = [scene.frames[i].copy() for i in range(len(scene))]
     submitted = 0
     for i, frame in enumerate(frames):
@@ -290,6 +301,47 @@ def test_detect_worker_one_thread_runs_the_jobs_and_ends_when_idle_or_closed():
     w.close()
     assert not w.running and not w.submit(job(5))
     assert not [t for t in threading.enumerate() if t.name == w.name and t.is_alive()]
+
+
+def test_pipeline_pastes_only_after_the_background_copy(tint_standins_dir):
+    """The wiring: `Pipeline.process` hands the tracker's `release_frame` to the swap stage, so
+    with the worker's copy made 0.3 s late the in-place paste still waits for it: every
+    background detection runs on a camera frame, never on a pasted (tinted) one."""
+    from livecam.controls import Controls
+    from livecam.face.types import SourceFace
+    from livecam.inference.models import ModelLoader
+    from livecam.pipeline import Pipeline
+
+    e = np.random.default_rng(1).normal(size=512).astype(np.float32)
+
+    class Bank:
+        faces = [SourceFace("src", e, e / np.linalg.norm(e))]
+
+        def get(self, name):
+            return None
+
+    scene = make_scene("still", frames=10, size=(640, 360))
+    tr = _background_tracker(every_n=2)
+    tr.worker, tr.deferred_snapshot = _late_worker(), True
+    seen = _record_job_frames(tr)
+    settings = Settings().with_changes({"detector.model": "centerface", "detector.every_n": 2,
+                                        "detector.background": True, "landmarker.model": "none"})
+    pipe = Pipeline(ModelLoader(settings.runtime, models_dir=tint_standins_dir), settings, Bank(), tracker=tr)
+    state = Controls(settings).current()
+    camera, pasted = [], []
+    for i in range(len(scene)):
+        frame = scene.frames[i].copy()
+        camera.append(frame.copy())
+        out, report = pipe.process(frame, state, scene.timestamp(i), inplace=True)
+        assert out is frame and not report.errors
+        pasted.append(out.copy())
+    tr.worker.wait()
+    pipe.close()
+    assert sum(not np.array_equal(c, p) for c, p in zip(camera, pasted)) >= 8  # the tint swap pasted
+    assert len(seen) >= 2
+    for img in seen:
+        assert any(np.array_equal(img, c) for c in camera)
+        assert not any(np.array_equal(img, p) for p in pasted)
 
 
 def test_no_frame_waits_for_a_background_detection():
