@@ -2,6 +2,7 @@
 
     python -m benchmarks.host_cost [--sizes 1280x720,1920x1080] [--frames 240] [--set k=v ...]
                                    [--baseline] [--rounds N] [--face scaled|native]
+                                   [--detector replay|centerface|yunet] [--pace FPS] [--ort-threads N]
 
 The Pexels clip (640x360) is scaled up to each size (`--face scaled`: the face fills the
 frame, 360 px tall at 720p) or placed at its own size in the middle of a frame of that size
@@ -18,6 +19,12 @@ the per-stage p50. Wall-clock numbers on a loaded machine are noisy: compare the
 `--baseline` also runs Deep-Live-Cam's per-frame work on the same frames and replayed
 detections (`benchmarks.dlc_baseline`), interleaved with livecam's in `--rounds` rounds,
 and prints both medians: the comparison issue 9 asks for, on this machine.
+
+`--detector centerface|yunet` runs a real detector instead (the Pipeline builds its own
+tracker, as `livecam run` does; its background detections then compete for the cores), and
+`--pace 30` feeds frames at a camera's pace instead of back to back (the background worker
+runs in the gaps, as live). `--ort-threads N` sets ONNX Runtime's intra-op threads of every
+session (a harness-only experiment: livecam leaves ORT's default).
 
 `ReplayDetector` has no `detect_native`, so the tracker's periodic detections run on
 the whole frame here (`TrackerTuning(full_every=1)`): with real models the face-crop
@@ -66,8 +73,10 @@ def yunet_detections(frames: list[np.ndarray], scale: float, offset=(0.0, 0.0)) 
     return out
 
 
-def measure(scaled: list[np.ndarray], models: Path, replay: list, extra=()) -> dict:
-    """livecam's `Pipeline.process` on `scaled` (frames already at the measured size)."""
+def measure(scaled: list[np.ndarray], models: Path, replay: list | None, extra=(), pace: float = 0.0) -> dict:
+    """livecam's `Pipeline.process` on `scaled` (frames already at the measured size); `replay`
+    None: the detector `extra` names, in the tracker the Pipeline builds; `pace`: frames per
+    second to feed (0: back to back)."""
     from livecam.settings import apply_overrides
     from livecam.controls import Controls, percentiles
     from livecam.face.analyser import FaceAnalyser  # noqa: F401 - (imports the model stack once, outside timing)
@@ -80,12 +89,14 @@ def measure(scaled: list[np.ndarray], models: Path, replay: list, extra=()) -> d
 
     settings = apply_overrides(Settings(), ["detector.model=centerface", *extra])
     loader = ModelLoader(settings.runtime, models_dir=models)
-    detector = ReplayDetector(replay)
-    from livecam.track.detect_worker import DetectWorker
+    detector = tracker = None
+    if replay is not None:
+        from livecam.track.detect_worker import DetectWorker
 
-    worker = DetectWorker() if settings.detector.background else None  # as Pipeline builds it
-    tracker = FaceTracker(detector, make_landmarker(loader, settings), settings, tuning=TrackerTuning(full_every=1),
-                          worker=worker, deferred_snapshot=True)
+        detector = ReplayDetector(replay)
+        worker = DetectWorker() if settings.detector.background else None  # as Pipeline builds it
+        tracker = FaceTracker(detector, make_landmarker(loader, settings), settings,
+                              tuning=TrackerTuning(full_every=1), worker=worker, deferred_snapshot=True)
     e = np.random.default_rng(1).normal(size=512).astype(np.float32)
 
     class Bank:
@@ -97,8 +108,12 @@ def measure(scaled: list[np.ndarray], models: Path, replay: list, extra=()) -> d
     pipe = Pipeline(loader, settings, Bank(), tracker=tracker)
     state = Controls(settings).current()
     host, cpu, stages, calls, det_frames = [], [], {}, 0, []
+    t0 = time.perf_counter()
     for i, f in enumerate(scaled):
-        detector.index = i
+        if detector is not None:
+            detector.index = i
+        if pace:  # the camera's next frame is not there before its time
+            time.sleep(max(0.0, i / pace - (time.perf_counter() - t0)))
         frame = f.copy()  # the camera hands over a fresh buffer
         c0 = time.thread_time()
         _, report = pipe.process(frame, state, i / 30.0, inplace=True)
@@ -109,6 +124,7 @@ def measure(scaled: list[np.ndarray], models: Path, replay: list, extra=()) -> d
             for k, v in report.stage_ms.items():
                 stages.setdefault(k, []).append(v)
         calls += report.detector_calls
+    pipe.close()
     with_det = [c for c, d in zip(cpu[10:], det_frames) if d]
     without = [c for c, d in zip(cpu[10:], det_frames) if not d]
     return {"size": _size(scaled), "host_minus_infer": percentiles(host, 2),
@@ -154,11 +170,26 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians of the per-round p50s)")
     ap.add_argument("--face", choices=("scaled", "native"), default="scaled",
                     help="scale the clip to the size (the face fills the frame) or place it at its own size")
+    ap.add_argument("--detector", choices=("replay", "centerface", "yunet"), default="replay",
+                    help="replayed YuNet detections (no model cost), or a real detector in the Pipeline's tracker")
+    ap.add_argument("--pace", type=float, default=0.0, metavar="FPS", help="feed frames at this rate (0: back to back)")
+    ap.add_argument("--ort-threads", type=int, default=0, metavar="N",
+                    help="ONNX Runtime intra-op threads for every session (0: ORT's default)")
     args = ap.parse_args(argv)
     import logging
     import os
 
     logging.disable(logging.WARNING)
+    if args.ort_threads:
+        import onnxruntime as ort
+
+        class Options(ort.SessionOptions):  # every session livecam makes from here on
+            def __init__(self, *a, **k):
+                super().__init__(*a, **k)
+                self.intra_op_num_threads = args.ort_threads
+
+        ort.SessionOptions = Options
+    extra = [*args.set] + ([] if args.detector == "replay" else [f"detector.model={args.detector}"])
     from livecam.testing.standins import write_standins
 
     frames = read_frames(fetch("WolfgangLanger_Pexels.mp4"), args.frames)
@@ -180,7 +211,7 @@ def main(argv=None) -> int:
                 scaled = [cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in frames]  # once: both loops copy
             ours, theirs = [], []
             for _ in range(args.rounds):
-                r = measure(scaled, Path(tmp), replay, args.set)
+                r = measure(scaled, Path(tmp), replay if args.detector == "replay" else None, extra, args.pace)
                 ours.append(r["host_minus_infer"])
                 print(f"{r['size']}: host-infer p50 {r['host_minus_infer']['p50']:.2f} ms, p95 "
                       f"{r['host_minus_infer']['p95']:.2f} ms; process-thread CPU p50 {r['cpu_ms_p50']:.2f} ms, p95 "
