@@ -955,3 +955,36 @@ def test_ort_threads_do_not_spin_after_a_run(standins_dir):
     assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
     out = sess.run({sess.input_names[0]: np.zeros(sess.input_shapes[sess.input_names[0]], np.float32)})
     assert np.isfinite(out[0]).all()  # and it still runs
+
+
+def test_background_session_is_a_cpu_twin_with_fewer_threads(standins_dir, monkeypatch):
+    """A background worker's model calls get a second session of the same file whose intra-op
+    threads leave the frame thread a core (issue 9: ORT's default threads in a background CPU
+    CenterFace put the frame thread's p95 over twice its p50); the frame thread keeps its own
+    session at ORT's default. GPU/remote sessions are shared as they are."""
+    import psutil
+
+    from livecam.inference.models import ModelLoader, background_threads
+
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 4)  # 4 physical cores
+    assert background_threads() == 3
+    loader = ModelLoader(models_dir=standins_dir)
+    inline = loader.session("2dfan4")
+    twin = loader.background_session(inline)
+    assert twin is not inline and twin.provider == "cpu" and twin.path == inline.path
+    assert twin._sess.get_session_options().intra_op_num_threads == 3
+    assert inline._sess.get_session_options().intra_op_num_threads == 0  # ORT's default
+    assert loader.background_session(inline) is twin  # cached
+    x = np.random.default_rng(0).random(inline.input_shapes[inline.input_names[0]]).astype(np.float32)
+    np.testing.assert_allclose(twin.run({twin.input_names[0]: x})[0], inline.run({inline.input_names[0]: x})[0],
+                               rtol=1e-5, atol=1e-5)
+
+    class GpuSession:  # what a CUDA / TensorRT / remote session looks like to the loader
+        provider = "cuda"
+
+    gpu = GpuSession()
+    assert loader.background_session(gpu) is gpu
+    loader.release("2dfan4")
+    assert loader.background_session(loader.session("2dfan4")) is not twin  # released with its model
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 1)
+    assert background_threads() == 1  # never 0 (ORT's "default")

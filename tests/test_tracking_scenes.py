@@ -228,9 +228,9 @@ def _record_job_frames(tr) -> list:
     """The image each of `tr`'s background detections runs on, copied as it runs."""
     seen = []
     for name in ("_run_full", "_run_crops"):
-        def recorded(frame, views, run=getattr(tr, name)):
+        def recorded(frame, views, models, run=getattr(tr, name)):
             seen.append(frame.copy())
-            return run(frame, views)
+            return run(frame, views, models)
         setattr(tr, name, recorded)
     return seen
 
@@ -342,6 +342,34 @@ def test_pipeline_pastes_only_after_the_background_copy(tint_standins_dir):
     for img in seen:
         assert any(np.array_equal(img, c) for c in camera)
         assert not any(np.array_equal(img, p) for p in pasted)
+
+
+def test_background_detections_run_on_the_background_models():
+    """The worker's detections call the tracker's `background_models` (on the CPU, a twin session
+    with fewer threads); inline ones (the first, urgent ones) call the tracker's own."""
+    from livecam.face.detect import make_detector
+    from livecam.inference.models import ModelLoader
+    from livecam.track.tracker import TrackerModels
+
+    settings = Settings().with_changes({"detector.model": "centerface", "landmarker.model": "none"})
+    tr = _background_tracker(every_n=2)
+    bg = make_detector(ModelLoader(settings.runtime), settings, background=True)
+    assert bg.session is not tr.detector.session and bg.session.intra_threads >= 1
+    tr.background_models = TrackerModels(bg)
+    calls = {"inline": 0, "background": 0}
+    for key, det in (("inline", tr.detector), ("background", bg)):
+        def counted(feeds, run=det.session.run, key=key):
+            calls[key] += 1
+            return run(feeds)
+        det.session.run = counted
+    scene = make_scene("still", frames=12, size=(640, 360))
+    for i in range(len(scene)):
+        assert len(tr.update(scene.frames[i], scene.timestamp(i))) == 1
+        tr.worker.wait()
+        if i == 0:
+            assert calls == {"inline": 1, "background": 0}  # no track yet: inline
+    tr.close()
+    assert calls["inline"] == 1 and calls["background"] >= 4, calls
 
 
 def test_no_frame_waits_for_a_background_detection():

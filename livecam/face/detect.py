@@ -385,15 +385,21 @@ class YuNetDetector:
         return _to_detections(boxes, faces[:, 4:14].reshape(-1, 5, 2), faces[:, 14], range(len(faces)), scale)
 
 
-def make_detector(loader, settings) -> Detector:
-    """The detector named by `settings.detector.model` ('scrfd' -> catalog scrfd_2.5g)."""
+def make_detector(loader, settings, background: bool = False) -> Detector:
+    """The detector named by `settings.detector.model` ('scrfd' -> catalog scrfd_2.5g).
+
+    `background`: an adapter of its own for a background worker, on the loader's
+    `background_session` (its own buffers and lock; on the CPU, fewer threads)."""
     ds = settings.detector
     if ds.model == "yunet":
         return YuNetDetector(loader.path(DETECTOR_CATALOG["yunet"]), size=ds.size, score=ds.score)
+
+    def session(name):  # input_size: a TensorRT engine tuned for this size (it runs any allowed size)
+        sess = loader.session(name, input_size=ds.size)
+        return loader.background_session(sess) if background else sess
+
     if ds.model == "centerface":
-        return CenterFaceDetector(loader.session(DETECTOR_CATALOG["centerface"], input_size=ds.size), size=ds.size,
-                                  score=ds.score)
-    if ds.model == "scrfd":  # input_size: a TensorRT engine tuned for this size (it runs any allowed size)
-        return ScrfdDetector(loader.session(DETECTOR_CATALOG["scrfd"], input_size=ds.size), size=ds.size,
-                             score=ds.score)
+        return CenterFaceDetector(session(DETECTOR_CATALOG["centerface"]), size=ds.size, score=ds.score)
+    if ds.model == "scrfd":
+        return ScrfdDetector(session(DETECTOR_CATALOG["scrfd"]), size=ds.size, score=ds.score)
     raise ValueError(f"unknown detector {ds.model!r}")

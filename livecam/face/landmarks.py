@@ -132,16 +132,19 @@ class Landmark106:
         return transform_points(pts, invert_affine(m)).astype(np.float32), 1.0 if ok else 0.0
 
 
-def make_landmarker(loader, settings) -> Landmarker | None:
-    """The landmarker named by `settings.landmarker.model`, or None for 'none'."""
+def make_landmarker(loader, settings, background: bool = False) -> Landmarker | None:
+    """The landmarker named by `settings.landmarker.model`, or None for 'none'.
+
+    `background`: an adapter of its own for a background worker (`make_detector`'s rule)."""
     name = settings.landmarker.model
     if name == "none":
         return None
-    if name == "2dfan4":
-        return Fan68(loader.session("2dfan4"))
-    if name == "2d106det":
-        return Landmark106(loader.session("2d106det"))
-    raise ValueError(f"unknown landmarker {name!r}")
+    if name not in ("2dfan4", "2d106det"):
+        raise ValueError(f"unknown landmarker {name!r}")
+    sess = loader.session(name)
+    if background:
+        sess = loader.background_session(sess)
+    return Fan68(sess) if name == "2dfan4" else Landmark106(sess)
 
 
 def alignment_kps5(det_kps5: np.ndarray, points: np.ndarray | None, score: float, threshold: float) -> np.ndarray:

@@ -45,6 +45,14 @@ __all__ = ["ModelLoader", "OrtSession"]
 log = logging.getLogger(__name__)
 
 
+def background_threads() -> int:
+    """Intra-op threads for background models: the physical cores less one (at least one)."""
+    import psutil
+
+    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    return max(1, int(cores) - 1)
+
+
 class ModelLoader:
     def __init__(self, runtime: RuntimeSettings | None = None, models_dir: str | os.PathLike | None = None):
         self.runtime = runtime or RuntimeSettings()
@@ -52,6 +60,7 @@ class ModelLoader:
         self.models_dir = self.store.models_dir
         self._runtime = Runtime(self.runtime)
         self._sessions: dict[tuple[str, bool, str], object] = {}  # (name, fp16, profile tag)
+        self._twins: dict[tuple[str, str, int], OrtSession] = {}  # background twins (`background_session`)
         self._attempts: dict[str, list[Attempt]] = {}
         self._paths: dict[str, Path] = {}
         self._lock = threading.RLock()
@@ -146,7 +155,30 @@ class ModelLoader:
             for k in keys:
                 del self._sessions[k]
                 self._building.pop(k, None)
+            for k in [k for k in self._twins if k[0] == name]:
+                del self._twins[k]
         return len(keys)
+
+    def background_session(self, session):
+        """The session a background worker should call instead of `session`.
+
+        On ONNX Runtime's CPU provider: a second session of the same file (cached) with
+        `background_threads()` intra-op threads, one core fewer than the machine has. The
+        worker's detections then leave the frame thread a core: with ORT's default threads a
+        CPU CenterFace in the background put the frame thread's p95 over twice its p50
+        (benchmarks/host_cost.py --detector centerface --pace 30); and inline calls keep
+        their own session at full speed. Any other session (GPU, TensorRT, remote) is
+        returned as it is: threads do not compete there."""
+        if not isinstance(session, OrtSession) or session.provider != "cpu":
+            return session
+        threads = background_threads()
+        key = (session.name, str(session.path), threads)
+        with self._lock:
+            twin = self._twins.get(key)
+            if twin is None:
+                twin = self._twins[key] = OrtSession(session.name, session.path, ["CPUExecutionProvider"],
+                                                     session.device_id, session.precision, intra_threads=threads)
+        return twin
 
     def loaded(self) -> list[str]:
         """The cached sessions, as "name:fp16" / "name:fp32"."""

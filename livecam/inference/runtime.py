@@ -86,11 +86,14 @@ def module_version(module: str) -> str | None:
 class OrtSession:
     """A `ModelSession` on an onnxruntime InferenceSession; IO binding on GPU providers."""
 
-    def __init__(self, name: str, path: Path, providers: list, device_id: int = 0, precision: str = "fp32"):
+    def __init__(self, name: str, path: Path, providers: list, device_id: int = 0, precision: str = "fp32",
+                 intra_threads: int = 0):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        if intra_threads > 0:  # 0: ORT's default (one per physical core)
+            opts.intra_op_num_threads = int(intra_threads)
         # ORT's worker threads spin for a while after each run by default; on a laptop's few
         # cores that spinning took the core that OpenCV's paste-back and the tracker need right
         # after a model call (benchmarks/host_cost.py, interleaved A/B: 8.55 -> 7.53 ms per frame
@@ -103,7 +106,9 @@ class OrtSession:
             raise ModelError(f"model '{name}' at {path} cannot be loaded: {type(exc).__name__}: {exc}",
                              f"run `livecam models verify {name}`, then `livecam models pull {name} --force`") from exc
         self.name = name
+        self.path = Path(path)
         self.device_id = device_id
+        self.intra_threads = int(intra_threads)
         self.ort_providers = list(self._sess.get_providers())
         self.provider = ORT_NAMES.get(self.ort_providers[0], self.ort_providers[0])
         self.precision = precision if self.provider == "ort-tensorrt" else "fp32"

@@ -144,6 +144,16 @@ class _Track:
         return self.box_cached
 
 
+@dataclass(frozen=True)
+class TrackerModels:
+    """The models a detection runs: the tracker's own (inline), or background twins whose
+    ONNX Runtime sessions leave the frame thread a core (`ModelLoader.background_session`)."""
+
+    detector: object
+    landmarker: object | None = None
+    embedder: object | None = None
+
+
 @dataclass
 class _View:
     """What a background detection needs of a track, copied at its frame."""
@@ -222,8 +232,11 @@ class FaceTracker:
     """
 
     def __init__(self, detector, landmarker, settings, embedder=None, tuning: TrackerTuning | None = None,
-                 worker=None, deferred_snapshot: bool = False):
+                 worker=None, deferred_snapshot: bool = False, background_models: TrackerModels | None = None):
         self.detector = detector
+        # the worker's detections use these when given (their own sessions: no thread contention
+        # with the frame thread's models, no lock shared with inline detections)
+        self.background_models = background_models
         self.worker = worker  # a DetectWorker: periodic detections in the background (None: inline)
         self._gen = 0  # bumped by every inline detection and reset: a background result from before is stale
         self._job_buf: np.ndarray | None = None
@@ -424,34 +437,39 @@ class FaceTracker:
             return True
         return _ncc(self._patch_of(tr.out), tr.patch) >= self.tuning.min_ncc
 
-    def _measure(self, frame: np.ndarray, det: Detection):
+    def _models(self, background: bool = False) -> TrackerModels:
+        if background and self.background_models is not None:
+            return self.background_models
+        return TrackerModels(self.detector, self.landmarker, self.embedder)
+
+    def _measure(self, frame: np.ndarray, det: Detection, models: TrackerModels):
         """Detector points refined by the landmarker; (kps5, landmarks68, landmark score)."""
         pts, score = None, 0.0
-        if self.landmarker is not None:
-            pts, score = self.landmarker.landmarks(frame, det.bbox, det.kps5)
+        if models.landmarker is not None:
+            pts, score = models.landmarker.landmarks(frame, det.bbox, det.kps5)
         kps = alignment_kps5(det.kps5, pts, score, self.landmark_score)
         lm68 = pts if pts is not None and len(pts) == 68 else None
         return kps.astype(np.float64), lm68, float(score)
 
     def _detect(self, frame: np.ndarray, t: float) -> set[int]:
         """Whole-frame detection, inline."""
-        return self._fold_full(self._run_full(frame, self._views()), t)
+        return self._fold_full(self._run_full(frame, self._views(), self._models()), t)
 
     def _views(self) -> list[_View]:
         return [_View(tr.id, tr.out.copy(), tr.bbox_canon.copy(), tr.healthy) for tr in self._tracks]
 
-    def _run_full(self, frame: np.ndarray, views: list[_View]) -> _Job:
+    def _run_full(self, frame: np.ndarray, views: list[_View], models: TrackerModels) -> _Job:
         """The models' part of a whole-frame detection (runs inline or in the worker)."""
         job = _Job("full", self._gen, views)
-        job.dets = self.detector.detect(frame)
+        job.dets = models.detector.detect(frame)
         self.detector_calls += 1
-        job.measured = [self._measure(frame, d) for d in job.dets]
-        job.embs = [self.embedder.embed(frame, m[0]) for m in job.measured] if self.embed else [None] * len(job.dets)
+        job.measured = [self._measure(frame, d, models) for d in job.dets]
+        job.embs = [models.embedder.embed(frame, m[0]) for m in job.measured] if self.embed else [None] * len(job.dets)
         for v in views:  # a rolled face is re-measured upright (detectors mislocate points on rolled faces)
             if self.enabled and v.healthy and abs(_roll_deg(v.out)) > self.tuning.roi_roll_deg:
-                upright = self._crop_detection(frame, v)
+                upright = self._crop_detection(frame, v, models)
                 if upright is not None:
-                    job.upright[v.id] = (upright, self._measure(frame, upright))
+                    job.upright[v.id] = (upright, self._measure(frame, upright, models))
         return job
 
     def _fold_full(self, job: _Job, t: float) -> set[int]:
@@ -511,9 +529,10 @@ class FaceTracker:
             confirmed.add(tr.id)
         return confirmed
 
-    def _input_scale(self, frame: np.ndarray) -> float:
+    @staticmethod
+    def _input_scale(frame: np.ndarray, detector) -> float:
         """Detector input pixels per frame pixel (at most 1)."""
-        scale_fn = getattr(self.detector, "input_scale", None)
+        scale_fn = getattr(detector, "input_scale", None)
         return min(1.0, float(scale_fn(frame.shape[:2]))) if scale_fn else 1.0
 
     def _crop_matrix(self, tr: _Track, s: float) -> tuple[np.ndarray, int]:
@@ -534,14 +553,14 @@ class FaceTracker:
         t = np.array([side / 2, side / 2]) - r @ c
         return np.hstack([r, t[:, None]]), side
 
-    def _crop_detection(self, frame: np.ndarray, tr: _Track) -> Detection | None:
+    def _crop_detection(self, frame: np.ndarray, tr: _Track, models: TrackerModels) -> Detection | None:
         """The track's face detected in a crop around it (upright when rolled), or None.
 
         The detector's input is built from the crop itself: only the frame window under
         the crop is scaled to the detector's input scale (INTER_AREA, as a whole-frame
         detection would scale it), never the whole frame.
         """
-        s = self._input_scale(frame)
+        s = self._input_scale(frame, models.detector)
         m, side = self._crop_matrix(tr, s)  # detector-scale frame -> crop
         inv = cv2.invertAffineTransform(m)
         corners = np.array([[0, 0], [side, 0], [0, side], [side, side]], np.float64) @ inv[:, :2].T + inv[:, 2]
@@ -556,7 +575,7 @@ class FaceTracker:
             window = cv2.resize(window, (ww, wh), interpolation=cv2.INTER_AREA)
         sx, sy = ww / (x1 - x0), wh / (y1 - y0)
         to_small = np.array([[s / sx, 0.0, x0 * s], [0.0, s / sy, y0 * s], [0.0, 0.0, 1.0]])  # window -> scaled frame
-        dets = detect_in_crop(self.detector, window, m @ to_small, side)
+        dets = detect_in_crop(models.detector, window, m @ to_small, side)
         self.detector_calls += 1
         self.roi_calls += 1
         if not dets:
@@ -573,16 +592,16 @@ class FaceTracker:
 
     def _detect_crops(self, frame: np.ndarray, t: float) -> set[int]:
         """Periodic re-measure of every (healthy) track in a crop around it, inline."""
-        return self._fold_crops(self._run_crops(frame, self._views()), t)
+        return self._fold_crops(self._run_crops(frame, self._views(), self._models()), t)
 
-    def _run_crops(self, frame: np.ndarray, views: list[_View]) -> _Job:
+    def _run_crops(self, frame: np.ndarray, views: list[_View], models: TrackerModels) -> _Job:
         job = _Job("crops", self._gen, views)
         for v in views:
-            det = self._crop_detection(frame, v)
-            meas = self._measure(frame, det) if det is not None else None
+            det = self._crop_detection(frame, v, models)
+            meas = self._measure(frame, det, models) if det is not None else None
             job.dets.append(det)
             job.measured.append(meas)
-            job.embs.append(self.embedder.embed(frame, meas[0]) if (self.embed and meas is not None) else None)
+            job.embs.append(models.embedder.embed(frame, meas[0]) if (self.embed and meas is not None) else None)
         return job
 
     def _fold_crops(self, job: _Job, t: float) -> set[int]:
@@ -607,7 +626,7 @@ class FaceTracker:
             return False
         if self._job_buf is None or self._job_buf.shape != frame.shape or self._job_buf.dtype != frame.dtype:
             self._job_buf = np.empty_like(frame)
-        views, buf, gen = self._views(), self._job_buf, self._gen
+        views, buf, gen, models = self._views(), self._job_buf, self._gen, self._models(background=True)
         taken = threading.Event() if self.deferred_snapshot else None
         if taken is None:
             np.copyto(buf, frame)
@@ -619,7 +638,7 @@ class FaceTracker:
                     np.copyto(buf, frame)
                 finally:
                     taken.set()
-            res = run(buf, views)
+            res = run(buf, views, models)
             res.gen = gen
             return res
 
