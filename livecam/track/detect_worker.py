@@ -92,9 +92,9 @@ class DetectWorker:
     ends on `close` or after `idle_s` without a job (a later job starts it again), so
     nothing lingers after a session stops. Handing a job to a running thread costs the
     frame thread a notify; starting a thread per job cost it 0.25 ms p50 (3.6 ms at worst:
-    `Thread.start` waits until the new thread runs). Model use from both threads is
-    serialised by the adapters' own locks (`inference.session.serialised`, the rule in
-    docs/architecture.md).
+    `Thread.start` waits until the new thread runs). The Pipeline's tracker gives its jobs
+    adapters of their own (`TrackerModels`); an adapter shared by two threads is serialised by
+    its own lock (`inference.session.serialised`, the rule in docs/architecture.md).
     """
 
     def __init__(self, name: str = "livecam-detect", idle_s: float = 2.0):
