@@ -84,27 +84,31 @@ class Pipeline:
         from livecam.face.landmarks import make_landmarker
         from livecam.track.tracker import FaceTracker
 
-        embedder = background_embedder = None
+        embedder = None
         if with_embedder:  # ArcFace is loaded for the source faces anyway; reference mode needs it per track
             try:
                 from livecam.face.embed import ArcFaceEmbedder
 
                 embedder = ArcFaceEmbedder(loader.session("arcface_w600k_r50"))
-                if settings.detector.background:
-                    background_embedder = ArcFaceEmbedder(loader.background_session(embedder.session))
             except Exception as exc:  # noqa: BLE001 - reference mode then falls back to the selector's own logic
                 log.warning("no ArcFace embedder for tracked faces (%s); selector mode 'reference' may not work", exc)
         from livecam.track.detect_worker import DetectWorker
         from livecam.track.tracker import TrackerModels
 
-        worker = background = None
-        if settings.detector.background:  # the worker's detections on models of their own
-            worker = DetectWorker()
-            background = TrackerModels(make_detector(loader, settings, background=True),
-                                       make_landmarker(loader, settings, background=True), background_embedder)
+        def background_models() -> TrackerModels:  # the worker's own models, loaded by its first job
+            twin = None
+            if embedder is not None:
+                from livecam.face.embed import ArcFaceEmbedder
+
+                twin = ArcFaceEmbedder(loader.background_session(embedder.session))
+            return TrackerModels(make_detector(loader, settings, background=True),
+                                 make_landmarker(loader, settings, background=True), twin)
+
+        background = settings.detector.background
         # deferred snapshot: `process` calls `release_frame` before the frame is written or handed back
         return FaceTracker(make_detector(loader, settings), make_landmarker(loader, settings), settings,
-                           embedder=embedder, worker=worker, deferred_snapshot=True, background_models=background)
+                           embedder=embedder, worker=DetectWorker() if background else None, deferred_snapshot=True,
+                           background_models=background_models if background else None)
 
     @staticmethod
     def _make_selector():

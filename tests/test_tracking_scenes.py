@@ -372,6 +372,35 @@ def test_background_detections_run_on_the_background_models():
     assert calls["inline"] == 1 and calls["background"] >= 4, calls
 
 
+def test_background_models_load_in_the_worker_once_and_a_failed_load_shares_the_trackers():
+    """A callable `background_models` (what the Pipeline passes) is called by the first background
+    job, in the worker thread, once; when it raises, the worker uses the tracker's own models."""
+    import threading
+
+    from livecam.track.tracker import TrackerModels
+
+    scene = make_scene("still", frames=8, size=(640, 360))
+    for fails in (False, True):
+        tr = _background_tracker(every_n=2)
+        loads = []
+
+        def load(tr=tr, fails=fails):
+            loads.append(threading.current_thread())
+            if fails:
+                raise RuntimeError("the twin session cannot be made")
+            return TrackerModels(tr.detector)
+
+        tr.background_models = load
+        for i in range(len(scene)):
+            assert len(tr.update(scene.frames[i], scene.timestamp(i))) == 1
+            tr.worker.wait()
+            assert threading.current_thread() not in loads
+        tr.close()
+        assert len(loads) == 1 and loads[0].name == tr.worker.name
+        assert tr.detector_calls >= 3  # the background detections ran either way
+        assert tr.background_models is None if fails else isinstance(tr.background_models, TrackerModels)
+
+
 def test_no_frame_waits_for_a_background_detection():
     import time
 

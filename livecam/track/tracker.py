@@ -60,7 +60,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 import cv2
 import numpy as np
@@ -232,11 +232,14 @@ class FaceTracker:
     """
 
     def __init__(self, detector, landmarker, settings, embedder=None, tuning: TrackerTuning | None = None,
-                 worker=None, deferred_snapshot: bool = False, background_models: TrackerModels | None = None):
+                 worker=None, deferred_snapshot: bool = False,
+                 background_models: TrackerModels | Callable[[], TrackerModels] | None = None):
         self.detector = detector
         # the worker's detections use these when given (their own sessions: no thread contention
-        # with the frame thread's models, no lock shared with inline detections)
+        # with the frame thread's models, no lock shared with inline detections); a callable is
+        # called by the first background job, in the worker (no frame waits for a model load)
         self.background_models = background_models
+        self._background_lock = threading.Lock()
         self.worker = worker  # a DetectWorker: periodic detections in the background (None: inline)
         self._gen = 0  # bumped by every inline detection and reset: a background result from before is stale
         self._job_buf: np.ndarray | None = None
@@ -437,10 +440,22 @@ class FaceTracker:
             return True
         return _ncc(self._patch_of(tr.out), tr.patch) >= self.tuning.min_ncc
 
-    def _models(self, background: bool = False) -> TrackerModels:
-        if background and self.background_models is not None:
-            return self.background_models
+    def _models(self) -> TrackerModels:
         return TrackerModels(self.detector, self.landmarker, self.embedder)
+
+    def _background_models(self) -> TrackerModels:
+        """The worker's models (built on first use, in the worker); the tracker's own when there
+        are none or they cannot be built."""
+        with self._background_lock:
+            bm = self.background_models
+            if callable(bm):
+                try:
+                    bm = bm()
+                except Exception as exc:  # noqa: BLE001 - detections then share the frame thread's models
+                    log.warning("no models of its own for background detection (%s): sharing the tracker's", exc)
+                    bm = None
+                self.background_models = bm
+        return bm if bm is not None else self._models()
 
     def _measure(self, frame: np.ndarray, det: Detection, models: TrackerModels):
         """Detector points refined by the landmarker; (kps5, landmarks68, landmark score)."""
@@ -626,7 +641,7 @@ class FaceTracker:
             return False
         if self._job_buf is None or self._job_buf.shape != frame.shape or self._job_buf.dtype != frame.dtype:
             self._job_buf = np.empty_like(frame)
-        views, buf, gen, models = self._views(), self._job_buf, self._gen, self._models(background=True)
+        views, buf, gen = self._views(), self._job_buf, self._gen
         taken = threading.Event() if self.deferred_snapshot else None
         if taken is None:
             np.copyto(buf, frame)
@@ -638,7 +653,7 @@ class FaceTracker:
                     np.copyto(buf, frame)
                 finally:
                     taken.set()
-            res = run(buf, views, models)
+            res = run(buf, views, self._background_models())
             res.gen = gen
             return res
 
