@@ -354,7 +354,8 @@ def test_background_detections_run_on_the_background_models():
     settings = Settings().with_changes({"detector.model": "centerface", "landmarker.model": "none"})
     tr = _background_tracker(every_n=2)
     bg = make_detector(ModelLoader(settings.runtime), settings, background=True)
-    assert bg.session is not tr.detector.session and bg.session.intra_threads >= 1
+    assert bg.session is not tr.detector.session
+    assert bg.session._sess.get_session_options().intra_op_num_threads >= 1  # (0 would be ORT's default)
     tr.background_models = TrackerModels(bg)
     calls = {"inline": 0, "background": 0}
     for key, det in (("inline", tr.detector), ("background", bg)):

@@ -108,7 +108,6 @@ class OrtSession:
         self.name = name
         self.path = Path(path)
         self.device_id = device_id
-        self.intra_threads = int(intra_threads)
         self.ort_providers = list(self._sess.get_providers())
         self.provider = ORT_NAMES.get(self.ort_providers[0], self.ort_providers[0])
         self.precision = precision if self.provider == "ort-tensorrt" else "fp32"

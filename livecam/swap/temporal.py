@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from livecam.ops.buffers import grow_view
+
 SNAP_PREV = 0.6  # hold of the previous output where the camera is still
 STILL_LEVELS = 8.0  # block change (8-bit levels) at which a region no longer counts as still
 ANOMALY_PREV = 0.97  # most held of a change the camera does not show
@@ -66,11 +68,9 @@ class TemporalFilter:
         self._bufs: dict[tuple, object] = {}  # crop-sized scratch, reused every frame
 
     def _buf(self, backend, name: str, shape: tuple):
-        key = (name, shape, backend.name)
-        b = self._bufs.get(key)
-        if b is None:
-            b = self._bufs[key] = backend.empty(shape, dtype=np.float32)
-        return b
+        key = (name, backend.name)
+        self._bufs[key], view = grow_view(self._bufs.get(key), shape, np.float32, backend.empty)
+        return view
 
     def reset(self, track_id: int) -> None:
         self.tracks.pop(track_id, None)

@@ -239,7 +239,6 @@ class FaceTracker:
         # with the frame thread's models, no lock shared with inline detections); a callable is
         # called by the first background job, in the worker (no frame waits for a model load)
         self.background_models = background_models
-        self._background_lock = threading.Lock()
         self.worker = worker  # a DetectWorker: periodic detections in the background (None: inline)
         self._gen = 0  # bumped by every inline detection and reset: a background result from before is stale
         self._job_buf: np.ndarray | None = None
@@ -444,17 +443,16 @@ class FaceTracker:
         return TrackerModels(self.detector, self.landmarker, self.embedder)
 
     def _background_models(self) -> TrackerModels:
-        """The worker's models (built on first use, in the worker); the tracker's own when there
-        are none or they cannot be built."""
-        with self._background_lock:
-            bm = self.background_models
-            if callable(bm):
-                try:
-                    bm = bm()
-                except Exception as exc:  # noqa: BLE001 - detections then share the frame thread's models
-                    log.warning("no models of its own for background detection (%s): sharing the tracker's", exc)
-                    bm = None
-                self.background_models = bm
+        """The worker's models (built on first use, in the worker: it runs one job at a time, so
+        no lock); the tracker's own when there are none or they cannot be built."""
+        bm = self.background_models
+        if callable(bm):
+            try:
+                bm = bm()
+            except Exception as exc:  # noqa: BLE001 - detections then share the frame thread's models
+                log.warning("no models of its own for background detection (%s): sharing the tracker's", exc)
+                bm = None
+            self.background_models = bm
         return bm if bm is not None else self._models()
 
     def _measure(self, frame: np.ndarray, det: Detection, models: TrackerModels):
