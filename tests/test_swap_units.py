@@ -340,6 +340,37 @@ def test_seam_reuse_keeps_last_seam_when_still():
     np.testing.assert_array_equal(out3, ref)
 
 
+@pytest.mark.parametrize("face_px", [110, 420])
+def test_seam_band_is_12_frame_pixels_wide_at_any_magnification(face_px):
+    """The band is made on the crop and warped with it: `SEAM_BAND_PX` frame pixels from the
+    crop's edge whether the 128-px crop is pasted at 1.2x or at 4.6x."""
+    from livecam.face.geometry import invert_affine, transform_points
+
+    comp = C.Compositor(BE)
+    kps = TEMPLATES["arcface_128"] * face_px + [60, 40]
+    m = align_matrix(kps, "arcface_128", 128)
+    size = int(face_px * 1.4) + 120
+    bg = np.full((size, size, 3), 90, np.uint8)
+    mask = Mk.box_mask(128, 0.3)
+    st, st_off = TrackState(), TrackState()
+    st.motion = st_off.motion = 0.5
+    f1 = bg.copy()
+    comp.paste(f1, np.full((128, 128, 3), 150, np.uint8), mask, m, st, seam=True)
+    out2, ref = bg.copy(), bg.copy()
+    comp.paste(out2, np.full((128, 128, 3), 154, np.uint8), mask, m, st, seam=True)
+    comp.paste(ref, np.full((128, 128, 3), 154, np.uint8), mask, m, st_off, seam=False)
+    (left, row), (right, _) = transform_points(np.array([[0.0, 64.0], [128.0, 64.0]]), invert_affine(m))
+    y = int(round(row))
+    kept = (out2[y] == f1[y]).all(axis=1) & (out2[y] != ref[y]).any(axis=1)  # last frame's pixel, and it differs
+    xs = np.nonzero(kept)[0]
+    assert len(xs) > 0
+    reach_left = xs[xs < (left + right) / 2].max() - left
+    reach_right = right - xs[xs > (left + right) / 2].min()
+    assert abs(reach_left - C.SEAM_BAND_PX) <= 2.5 and abs(reach_right - C.SEAM_BAND_PX) <= 2.5, (reach_left, reach_right)
+    centre = int(round((left + right) / 2))
+    assert (out2[y, centre] == 154).all()  # the face itself is this frame's
+
+
 def test_badge_drawn_bottom_left_only():
     frame = np.full((720, 1280, 3), 128, np.uint8)
     C.draw_badge(frame)

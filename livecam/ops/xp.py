@@ -126,12 +126,17 @@ class XpBackend:
                                         order=1, mode=mode, cval=0.0, prefilter=False)
         return out if out is not None else res
 
-    def warp_color_alpha(self, color_u8, mask, matrix, dsize, color_out, alpha_out):
-        """Paste-back's two warps (see `CpuBackend.warp_color_alpha`): the colour with a
-        replicated border, the float mask with a zero border."""
+    def warp_color_alpha(self, color_u8, mask, matrix, dsize, color_out, alpha_out, band_u8=None, band_out=None):
+        """Paste-back's warps (see `CpuBackend.warp_color_alpha`): the colour with a
+        replicated border, the float mask and the optional band with a zero border."""
         self.warp_affine(color_u8, matrix, dsize, out=color_out)
         self.warp_affine(mask, matrix, dsize, out=alpha_out, border="constant")
-        return color_out, alpha_out
+        band = None
+        if band_u8 is not None:
+            warped = self.warp_affine((band_u8 != 0).astype(self.xp.float32), matrix, dsize, border="constant")
+            band_out[...] = (warped > 0.5).astype(self.xp.uint8) * 255
+            band = band_out
+        return color_out, alpha_out, band
 
     def resize(self, src, dsize, interp="linear", out=None):
         xp = self.xp
