@@ -193,3 +193,34 @@ def test_auto_uses_gpu_ops_only_when_models_also_run_on_the_gpu(monkeypatch):
     assert ops.get_backend("auto") is sentinel
     monkeypatch.setattr(ops, "gpu_available", lambda: False)
     assert ops.get_backend("auto").name == "cpu"
+
+
+def test_max3_parity(other):
+    rng = np.random.default_rng(3)
+    a = rng.random((17, 23)).astype(np.float32)
+    ref = np.max([np.pad(a, 1, mode="edge")[dy:dy + 17, dx:dx + 23] for dy in range(3) for dx in range(3)], axis=0)
+    np.testing.assert_array_equal(CPU.max3(a), ref)
+    np.testing.assert_array_equal(_h(other, other.max3(other.asarray(a))), ref)
+
+
+def test_warp_color_alpha_band_parity(other, img):
+    """The seam band rides along the colour warp: 255 where the warped band is over one half."""
+    color = img[:128, :128].copy()
+    mask = np.ones((128, 128), np.float32)
+    band = np.zeros((128, 128), np.uint8)
+    band[:10], band[-10:], band[:, :10], band[:, -10:] = 1, 1, 1, 1
+    m = compose_similarity(0.2, 2.5, 90, 20)  # crop -> rectangle, magnified 2.5x, all inside
+    outs = []
+    for be in (CPU, other):
+        c, a, b = be.warp_color_alpha(be.asarray(color), be.asarray(mask), m, (480, 480),
+                                      be.empty((480, 480, 3), np.uint8), be.empty((480, 480)),
+                                      be.asarray(band), be.empty((480, 480), np.uint8))
+        outs.append(_h(be, b))
+        _, none, no_band = be.warp_color_alpha(be.asarray(color), None, m, (480, 480),
+                                               be.empty((480, 480, 3), np.uint8), be.empty((480, 480)))
+        assert none is None and no_band is None
+    b_cpu, b_other = outs
+    assert set(np.unique(b_cpu)) == {0, 255}
+    assert (b_cpu != b_other).mean() < 0.01
+    ring = (b_cpu > 0).sum() / 2.5 ** 2  # back in crop pixels
+    assert abs(ring - (128 ** 2 - 108 ** 2)) < 0.05 * (128 ** 2 - 108 ** 2)

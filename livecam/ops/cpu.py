@@ -20,6 +20,7 @@ import numpy as np
 from livecam.ops.buffers import grow_view
 
 _BORDERS = {"replicate": cv2.BORDER_REPLICATE, "constant": cv2.BORDER_CONSTANT}
+_KERNEL_3x3 = np.ones((3, 3), np.uint8)
 
 # sRGB <-> linear light (IEC 61966-2-1). The 8-bit decode table is exact; the
 # encode is evaluated in float because it runs only on the optional pyramid path.
@@ -136,6 +137,10 @@ class CpuBackend:
         k = 2 * int(4.0 * sigma + 0.5) + 1
         return cv2.GaussianBlur(src, (k, k), sigmaX=sigma, sigmaY=sigma, dst=out,
                                 borderType=cv2.BORDER_REFLECT_101)
+
+    def max3(self, src, out=None):
+        """3x3 maximum filter of a 2-D array, edges replicated."""
+        return cv2.dilate(src, _KERNEL_3x3, dst=out, borderType=cv2.BORDER_REPLICATE)
 
     def pyr_down(self, src):
         return cv2.pyrDown(src)

@@ -125,7 +125,8 @@ class TemporalFilter:
             camera_change = xp.zeros_like(swap_change)
         hold = xp.zeros_like(swap_change)
         if settings.snap:
-            still = xp.clip(1.0 - _dilate3(xp, camera_change) * (1.0 / STILL_LEVELS), 0.0, 1.0)
+            # a region's change tolerates structures that moved by up to one block: 3x3 maximum
+            still = xp.clip(1.0 - backend.max3(camera_change) * (1.0 / STILL_LEVELS), 0.0, 1.0)
             hold = still * SNAP_PREV
         if settings.anomaly:
             invented = 1.0 - (camera_change + INVENTED_FLOOR) / xp.maximum(swap_change, 1e-3)
@@ -153,11 +154,3 @@ def _channel_max(xp, a):
     """`a.max(axis=2)` for 3 channels: NumPy reduces a short last axis slowly."""
     return xp.maximum(xp.maximum(a[..., 0], a[..., 1]), a[..., 2])
 
-
-def _dilate3(xp, a):
-    """3x3 maximum filter of a 2-D array (edges replicated): a region's change tolerates
-    structures that moved by up to one block."""
-    p = xp.pad(a, 1, mode="edge")
-    h, w = a.shape
-    rows = xp.maximum(xp.maximum(p[:-2], p[1:-1]), p[2:])
-    return xp.maximum(xp.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])[:h, :w]
