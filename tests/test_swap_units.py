@@ -371,56 +371,6 @@ def test_seam_band_is_12_frame_pixels_wide_at_any_magnification(face_px):
     assert (out2[y, centre] == 154).all()  # the face itself is this frame's
 
 
-@pytest.mark.parametrize("face_px,angle", [(90, 5), (110, 0), (300, 17), (600, 45), (250, -30)])
-def test_paste_copies_the_inside_where_the_mask_is_full_and_matches_the_full_blend(face_px, angle, monkeypatch):
-    """The CPU paste warps and blends the mask only around the face's full inside and copies
-    the colour there: every pixel of that square takes the mask only where it is 1, and the
-    frame equals a blend over the whole rectangle (1 level at a few pixels: the strips' warps
-    round their coordinates on their own origin)."""
-    import math
-
-    import cv2
-
-    from livecam.face.geometry import invert_affine, paste_rect
-
-    rng = np.random.default_rng(face_px)
-    t = TEMPLATES["arcface_128"] * face_px
-    a = math.radians(angle)
-    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-    kps = (t - t.mean(0)) @ rot.T + [face_px * 0.8 + 30, face_px * 0.8 + 20]
-    m = align_matrix(kps, "arcface_128", 256)
-    size = int(face_px * 1.8) + 60
-    bg = rng.integers(0, 255, (size, size, 3)).astype(np.uint8)
-    color = rng.integers(0, 255, (256, 256, 3)).astype(np.uint8)
-    mask = Mk.box_mask(256, 0.3)
-    x1, y1, x2, y2 = paste_rect(m, 256, bg.shape)
-    back = invert_affine(m)
-    back[:, 2] -= (x1, y1)
-    inner = C.inner_rect(mask, back, (x2 - x1, y2 - y1))
-    assert inner is not None
-    ix1, iy1, ix2, iy2 = inner
-    assert (ix2 - ix1) * (iy2 - iy1) > 0.05 * (x2 - x1) * (y2 - y1)
-    alpha = cv2.warpAffine(mask, back, (x2 - x1, y2 - y1), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    assert alpha[iy1:iy2, ix1:ix2].min() >= C.FULL
-    fast = bg.copy()
-    C.Compositor(BE).paste(fast, color, mask, m, None)
-    monkeypatch.setattr(C, "inner_rect", lambda *a: None)
-    full = bg.copy()
-    C.Compositor(BE).paste(full, color, mask, m, None)
-    diff = np.abs(fast.astype(int) - full)
-    assert diff.max() <= 1 and (diff > 0).mean() < 1e-4
-
-
-def test_inner_rect_is_none_where_the_mask_has_holes():
-    mask = Mk.box_mask(256, 0.3)
-    back = np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
-    assert C.inner_rect(mask, back, (512, 512)) is not None
-    holed = mask.copy()
-    holed[100:110, 150:160] = 0.4  # an occlusion inside the face, off the centre lines
-    assert C.inner_rect(holed, back, (512, 512)) is None
-    assert C.inner_rect(np.full((256, 256), 0.9, np.float32), back, (512, 512)) is None
-
-
 def test_badge_drawn_bottom_left_only():
     frame = np.full((720, 1280, 3), 128, np.uint8)
     C.draw_badge(frame)

@@ -86,8 +86,7 @@ class CpuBackend:
         `color_out` (h, w, 3) uint8 and `mask` (S, S) float32 with a zero border into
         `alpha_out` (h, w) float32, `matrix` crop -> rectangle. With `band_u8` (S, S) uint8
         (nonzero on a band) also that, zero border, into `band_out` (h, w) uint8: 255 where
-        the warped band is over one half, else 0. `mask` None: no alpha. Returns (color,
-        alpha or None, band or None).
+        the warped band is over one half, else 0. Returns (color, alpha, band or None).
 
         OpenCV's 4-channel zero-border uint8 warp is about 25 % cheaper than the 3-channel
         replicated one: the crop gets a replicated 1-pixel ring and a 4th channel and is
@@ -111,12 +110,12 @@ class CpuBackend:
         warped = cv2.warpAffine(src, m, (w, h), dst=self._scratch("paste_warped", (h, w, 4)),
                                 flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         cv2.cvtColor(warped, cv2.COLOR_BGRA2BGR, dst=color_out)
-        alpha = None if mask is None else self.warp_affine(mask, matrix, dsize, out=alpha_out, border="constant")
+        self.warp_affine(mask, matrix, dsize, out=alpha_out, border="constant")
         band = None
         if band_u8 is not None:
             cv2.extractChannel(warped, 3, dst=band_out)
             band = cv2.compare(band_out, 127, cv2.CMP_GT, dst=band_out)
-        return color_out, alpha, band
+        return color_out, alpha_out, band
 
     def resize(self, src, dsize, interp="linear", out=None):
         flag = cv2.INTER_AREA if interp == "area" else cv2.INTER_LINEAR

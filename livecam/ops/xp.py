@@ -130,13 +130,13 @@ class XpBackend:
         """Paste-back's warps (see `CpuBackend.warp_color_alpha`): the colour with a
         replicated border, the float mask and the optional band with a zero border."""
         self.warp_affine(color_u8, matrix, dsize, out=color_out)
-        alpha = None if mask is None else self.warp_affine(mask, matrix, dsize, out=alpha_out, border="constant")
+        self.warp_affine(mask, matrix, dsize, out=alpha_out, border="constant")
         band = None
         if band_u8 is not None:
             warped = self.warp_affine((band_u8 != 0).astype(self.xp.float32), matrix, dsize, border="constant")
             band_out[...] = (warped > 0.5).astype(self.xp.uint8) * 255
             band = band_out
-        return color_out, alpha, band
+        return color_out, alpha_out, band
 
     def resize(self, src, dsize, interp="linear", out=None):
         xp = self.xp

@@ -3,9 +3,7 @@
 Paste-back touches only the bounding rectangle of the crop's corners in the
 frame (model-contracts.md §9): the swapped crop and its mask are warped straight
 into that rectangle (never a full-frame warp), blended there, and pixels where
-the mask is 0 come back bit-identical. On the CPU the face's inside, where the
-mask is 1, is copied rather than blended (`inner_rect`), and the seam band is
-made on the crop and warped with the colour.
+the mask is 0 come back bit-identical.
 """
 
 from __future__ import annotations
@@ -166,19 +164,14 @@ class Compositor:
         rect = (x1, y1, x2, y2)
         reuse = seam and st is not None and self._seam_reusable(st, rect)
         band_crop = self._crop_band(mask, back) if reuse else None
-        # On the CPU the blend skips the face's inside, where the mask is 1 and the paste is
-        # a copy: the mask is warped and blended around it only (a GPU blends in one launch)
-        inner = None if (blend == "pyramid" or be.is_gpu) else inner_rect(mask, back, (w, h))
-        color, alpha, band = be.warp_color_alpha(color_u8, mask if inner is None else None, back, (w, h),
+        color, alpha, band = be.warp_color_alpha(color_u8, mask, back, (w, h),
                                                  self.buffer("color", (h, w, 3), np.uint8), self.buffer("alpha", (h, w)),
                                                  band_crop, self.buffer("band", (h, w), np.uint8) if reuse else None)
         roi = frame[y1:y2, x1:x2]  # blended in place: each pixel reads its own value only
         if blend == "pyramid":
             self._pyramid(roi, color, alpha, roi)
-        elif inner is None:
-            be.blend(roi, color, alpha, roi)
         else:
-            self._blend_around(roi, color, mask, back, inner)
+            be.blend(roi, color, alpha, roi)
         if st is not None:
             if seam:
                 if reuse:
@@ -187,25 +180,6 @@ class Compositor:
             else:
                 st.rect, st.prev_roi = None, None
         return rect
-
-    def _blend_around(self, roi, color, mask, back, inner) -> None:
-        """`blend` everywhere but `inner`, where the colour is copied: the same pixels (the mask is
-        1 there to float precision, so the blend rounds to the colour), without warping the
-        mask over them or blending them."""
-        be = self.backend
-        h, w = roi.shape[:2]
-        ix1, iy1, ix2, iy2 = inner
-        for k, (sx1, sy1, sx2, sy2) in enumerate(((0, 0, w, iy1), (0, iy2, w, h), (0, iy1, ix1, iy2),
-                                                  (ix2, iy1, w, iy2))):
-            if sx2 <= sx1 or sy2 <= sy1:
-                continue
-            m = back.copy()
-            m[:, 2] -= (sx1, sy1)  # crop -> this strip
-            alpha = be.warp_affine(mask, m, (sx2 - sx1, sy2 - sy1), border="constant",
-                                   out=self.buffer(f"alpha{k}", (sy2 - sy1, sx2 - sx1)))
-            part = roi[sy1:sy2, sx1:sx2]
-            be.blend(part, color[sy1:sy2, sx1:sx2], alpha, part)
-        roi[iy1:iy2, ix1:ix2] = color[iy1:iy2, ix1:ix2]
 
     def _crop_band(self, mask, back):
         """The seam band in crop pixels: `SEAM_BAND_PX` frame pixels are `SEAM_BAND_PX / scale`
@@ -258,48 +232,6 @@ class Compositor:
             m = gm[i][..., None]
             res = be.pyr_up(res, size) + la * (1 - m) + lb * m
         out[...] = xp.clip(xp.rint(be.from_linear(res)), 0, 255).astype(xp.uint8)
-
-
-FULL = 1.0 - 1e-6  # a mask value that blends to the colour itself (255 * 1e-6 is far below half a level)
-INNER_MARGIN = 2.0  # crop pixels: a bilinear tap reaches 1 pixel, OpenCV's 1/32-px grid a little more
-MIN_INNER_PX = 16  # an inside smaller than this is not worth 4 strips
-
-
-def inner_rect(mask, back: np.ndarray, dsize: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    """The largest axis-aligned square (x1, y1, x2, y2) of the paste rectangle, centred on the
-    face, whose pixels take the mask only from where it is 1 (`FULL`), or None.
-
-    The mask's full part is found as the rectangle of full values through the crop's centre
-    row and column and checked whole (a box mask is full there; an occlusion or region mask
-    usually is not, and then the paste blends everywhere). `back` maps crop -> rectangle.
-    """
-    m = np.asarray(mask)
-    s = m.shape[0]
-    c = s // 2
-    if m[c, c] < FULL:
-        return None
-
-    def run(line):  # the run of full values through the centre
-        off = np.flatnonzero(line < FULL)
-        lo, hi = off[off < c], off[off > c]
-        return (int(lo.max()) + 1 if lo.size else 0), (int(hi.min()) if hi.size else s)
-
-    (c0, c1), (r0, r1) = run(m[c]), run(m[:, c])
-    if min(c1 - c0, r1 - r0) <= 2 * INNER_MARGIN or float(m[r0:r1, c0:c1].min()) < FULL:
-        return None
-    # taps at u and u + 1 must both be full: u in [c0, c1 - 1 - margin] (and the same for rows)
-    half = (min(c1 - c0, r1 - r0) - 1) / 2.0 - INNER_MARGIN  # a square: the rotation needs no sides
-    centre = np.array([(c0 + c1 - 1) / 2.0, (r0 + r1 - 1) / 2.0])
-    cx, cy = back[:, :2] @ centre + back[:, 2]
-    scale = math.hypot(back[0, 0], back[1, 0])
-    cos, sin = abs(back[0, 0]) / scale, abs(back[1, 0]) / scale
-    r = half * scale / (cos + sin)  # the axis-aligned square inside the turned one
-    w, h = dsize
-    x1, y1 = max(0, math.ceil(cx - r)), max(0, math.ceil(cy - r))
-    x2, y2 = min(w, math.floor(cx + r) + 1), min(h, math.floor(cy + r) + 1)
-    if x2 - x1 < MIN_INNER_PX or y2 - y1 < MIN_INNER_PX:
-        return None
-    return x1, y1, x2, y2
 
 
 # -- badge -------------------------------------------------------------------------
