@@ -82,7 +82,7 @@ _UNIT = TEMPLATES["arcface_128"]
 class TrackerTuning:
     """Internal thresholds (the user-facing ones are in `settings.tracker`)."""
 
-    texture_points: int = 40
+    texture_points: int = 24  # LK corners per face: 40 cost 0.08 ms more a frame for the same accuracy (scenes, clips)
     min_points: int = 6  # surviving points needed for a motion fit
     min_survival: float = 0.4  # fraction of points that must survive FB + RANSAC
     max_residual: float = 0.02  # median fit residual, fraction of face size
