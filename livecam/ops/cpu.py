@@ -92,8 +92,8 @@ class CpuBackend:
         replicated one: the crop gets a replicated 1-pixel ring and a 4th channel and is
         warped with a zero border. Where that differs from a replicated border (more than
         a pixel outside the crop) the zero-border alpha is 0, so the blend is the same.
-        The 4th channel carries the band, free: a warp's cost is its coordinates, not its
-        channels. (The mask stays float: an 8-bit alpha channel would cost up to 1 level.)
+        The 4th channel, warped anyway, carries the band for free. (The mask stays float: an
+        8-bit alpha channel would cost up to 1 level.)
         """
         w, h = int(dsize[0]), int(dsize[1])
         s0, s1 = color_u8.shape[:2]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-
 import math
 
 import cv2
