@@ -229,6 +229,10 @@ def main(argv=None) -> int:
                 if theirs:
                     line += f"; Deep-Live-Cam p50 {statistics.median(x['p50'] for x in theirs):.2f} ms, p95 " \
                             f"{statistics.median(x['p95'] for x in theirs):.2f}"
+                    # a shared machine's speed drifts (here by 25-40 % within minutes); the ratio of
+                    # interleaved rounds drifts less (about 12 % here)
+                    ratio = statistics.median(a["p50"] / b["p50"] for a, b in zip(ours, theirs))
+                    line += f"; livecam / Deep-Live-Cam p50 {ratio:.1f}x"
                 print(line)
     return 0
 
