@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from livecam.face.geometry import invert_affine, paste_rect
+from livecam.face.geometry import decompose_similarity, invert_affine, paste_rect
 from livecam.ops.buffers import grow_view
 from livecam.ops.cpu import SRGB_TO_LINEAR
 from livecam.swap.temporal import SEAM_MOTION_PX, TrackState
@@ -187,7 +187,7 @@ class Compositor:
         10 % less). Made on the (S, S) crop and warped with the colour, it costs a fraction
         of the same erosion on the frame rectangle (7x the pixels at 720p, 15x at 1080p when
         the face fills the frame)."""
-        scale = math.sqrt(abs(float(back[0, 0] * back[1, 1] - back[0, 1] * back[1, 0])))  # frame px per crop px
+        scale = decompose_similarity(back)[1]  # frame px per crop px
         width = max(1, math.ceil(SEAM_BAND_PX / max(scale, 1e-6)))
         return self.backend.seam_band(mask, SEAM_LO, SEAM_HI, width)
 

@@ -47,6 +47,7 @@ class _Swapper:
         s = self.size
         self._blob = np.empty((1, 3, s, s), dtype=np.float32)
         self._out = np.empty((s, s, 3), dtype=np.float32)
+        self._planes = [np.empty((s, s), dtype=np.uint8) for _ in range(3)]  # the crop's channels, reused
         self._device: dict = {}  # device blob/out (CuPy), made on the first `swap_device`
 
     @property
@@ -63,7 +64,7 @@ class _Swapper:
     def swap(self, crop_u8: np.ndarray, latent: np.ndarray) -> np.ndarray:
         # BGR uint8 HWC -> RGB float CHW in the model's range, written into the reused blob.
         k = self.scale / 255.0
-        planes = cv2.split(crop_u8)  # contiguous planes: reading every 3rd byte cost 40 % more
+        planes = cv2.split(crop_u8, self._planes)  # contiguous planes: reading every 3rd byte cost 40 % more
         for c in range(3):
             np.multiply(planes[2 - c], k, out=self._blob[0, c], casting="unsafe")
         if self.shift:
