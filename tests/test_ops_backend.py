@@ -133,6 +133,25 @@ def test_blend_and_seam_parity(other, img):
     zero = alpha == 0
     np.testing.assert_array_equal(out_c[zero], roi[zero])  # untouched where the mask is 0
     np.testing.assert_array_equal(out_o[zero], roi[zero])
+    # 8-bit alpha (the CPU paste's): each product rounded, within 1 level of the float blend
+    a8 = np.rint(alpha * 255).astype(np.uint8)
+    out8_c, out8_o = np.empty_like(roi), other.empty(roi.shape, dtype=np.uint8)
+    CPU.blend(roi, color, a8, out8_c)
+    other.blend(other.asarray(roi), other.asarray(color), other.asarray(a8), out8_o)
+    out8_o = _h(other, out8_o)
+    exact = roi * (1 - a8[..., None] / 255.0) + color * (a8[..., None] / 255.0)
+    assert np.abs(out8_c - exact).max() <= 1.0 and np.abs(out8_o - exact).max() <= 1.0
+    assert np.abs(out8_c.astype(int) - out_c).max() <= 1
+    np.testing.assert_array_equal(out8_c[zero], roi[zero])
+    np.testing.assert_array_equal(out8_c[alpha == 1], color[alpha == 1])  # the colour where the mask is 1
+    np.testing.assert_array_equal(out8_o[zero], roi[zero])
+    np.testing.assert_array_equal(out8_o[alpha == 1], color[alpha == 1])
+    view = np.zeros((210, 320, 3), np.uint8)  # in place into a strided view, as the paste does
+    win = view[5:205, 10:310]
+    win[...] = roi
+    CPU.blend(win, color, a8, win)
+    np.testing.assert_array_equal(win, out8_c)
+    assert not view[:5].any() and not view[:, :10].any()
     prev = np.clip(out_c.astype(int) + rng.integers(-15, 16, out_c.shape), 0, 255).astype(np.uint8)
     a_c, a_o = out_c.copy(), other.asarray(out_c.copy())
     ramp = np.clip(np.minimum.reduce(np.mgrid[0:200, 0:300]) / 30.0 - 0.2, 0, 1).astype(np.float32)  # 0 at the edge
@@ -203,22 +222,34 @@ def test_max3_parity(other):
     np.testing.assert_array_equal(_h(other, other.max3(other.asarray(a))), ref)
 
 
-def test_warp_color_alpha_band_parity(other, img):
-    """The seam band rides along the colour warp: 255 where the warped band is over one half."""
+@pytest.mark.parametrize("alpha_type", [np.float32, np.uint8])
+def test_warp_color_alpha_band_parity(other, img, alpha_type):
+    """The seam band: 255 where the warped band is over one half (in the colour warp's 4th
+    channel with a float alpha, in a warp of its own when the 4th channel carries an 8-bit one)."""
     color = img[:128, :128].copy()
-    mask = np.ones((128, 128), np.float32)
+    mask = np.clip(np.minimum.reduce(np.mgrid[0:128, 0:128]) / 30.0, 0, 1).astype(np.float32)  # a ramp
+    mask = np.minimum(mask, mask[::-1, ::-1])
     band = np.zeros((128, 128), np.uint8)
     band[:10], band[-10:], band[:, :10], band[:, -10:] = 1, 1, 1, 1
     m = compose_similarity(0.2, 2.5, 90, 20)  # crop -> rectangle, magnified 2.5x, all inside
-    outs = []
+    outs, colors, alphas = [], [], []
+    ref_alpha = CPU.warp_affine(mask, m, (480, 480), border="constant")
     for be in (CPU, other):
         c, a, b = be.warp_color_alpha(be.asarray(color), be.asarray(mask), m, (480, 480),
-                                      be.empty((480, 480, 3), np.uint8), be.empty((480, 480)),
+                                      be.empty((480, 480, 3), np.uint8), be.empty((480, 480), alpha_type),
                                       be.asarray(band), be.empty((480, 480), np.uint8))
         outs.append(_h(be, b))
+        colors.append(_h(be, c).astype(int))
+        alphas.append(_h(be, a).astype(np.float64) / (255.0 if alpha_type == np.uint8 else 1.0))
         *_, no_band = be.warp_color_alpha(be.asarray(color), be.asarray(mask), m, (480, 480),
-                                          be.empty((480, 480, 3), np.uint8), be.empty((480, 480)))
+                                          be.empty((480, 480, 3), np.uint8), be.empty((480, 480), alpha_type))
         assert no_band is None
+    tol = 1.5 / 255 if alpha_type == np.uint8 else 1e-3  # rounded before and after the warp
+    for a in alphas:
+        assert np.abs(a - ref_alpha).max() <= tol
+    inside = ref_alpha > 0  # (outside the mask the CPU's colour is its zero border: never blended)
+    assert np.abs(colors[0] - colors[1])[inside].mean() < 0.2  # (OpenCV's 1/32-px sample positions)
+    assert np.abs(colors[0] - CPU.warp_affine(color, m, (480, 480)))[inside].max() == 0
     b_cpu, b_other = outs
     assert set(np.unique(b_cpu)) == {0, 255}
     assert (b_cpu != b_other).mean() < 0.01

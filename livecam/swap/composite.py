@@ -164,8 +164,11 @@ class Compositor:
         rect = (x1, y1, x2, y2)
         reuse = seam and st is not None and self._seam_reusable(st, rect)
         band_crop = self._crop_band(mask, back) if reuse else None
+        # the pyramid blend works in float; the feather blend in the backend's own alpha
+        alpha_type = np.float32 if blend == "pyramid" else be.paste_alpha
+        alpha_out = self.buffer(f"alpha_{np.dtype(alpha_type).name}", (h, w), alpha_type)
         color, alpha, band = be.warp_color_alpha(color_u8, mask, back, (w, h),
-                                                 self.buffer("color", (h, w, 3), np.uint8), self.buffer("alpha", (h, w)),
+                                                 self.buffer("color", (h, w, 3), np.uint8), alpha_out,
                                                  band_crop, self.buffer("band", (h, w), np.uint8) if reuse else None)
         roi = frame[y1:y2, x1:x2]  # blended in place: each pixel reads its own value only
         if blend == "pyramid":
