@@ -6,13 +6,15 @@ the 2-core build machine); a view of a buffer kept from the last frame costs not
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
 def grow_view(flat, shape: tuple, dtype, empty):
     """(flat, view): a contiguous `shape` view of the 1-D buffer `flat`, which is replaced by a
     new one from `empty(n, dtype=...)` (25 % headroom) when missing, too small or of another dtype."""
-    n = int(np.prod(shape))
+    n = math.prod(int(v) for v in shape)
     if flat is None or flat.size < n or flat.dtype != np.dtype(dtype):
         flat = empty((max(n, 1) * 5 // 4,), dtype=dtype)
     return flat, flat[:n].reshape(shape)
