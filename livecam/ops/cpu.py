@@ -36,8 +36,8 @@ class CpuBackend:
     is_gpu = False
     xp = np
     fused = None  # fused reductions exist on the GPU only (ops.fused)
-    # Paste-back's alpha: 8-bit (OpenCV's integer warp and blend are the fast ones; at most
-    # 2 levels from the float paste), where the GPU backend's fused float kernel costs nothing.
+    # Paste-back's alpha: 8-bit (it rides in the colour's warp, and OpenCV's integer blend has no
+    # per-pixel division; within 1 level of the float blend), where the GPU backend keeps float.
     paste_alpha = np.uint8
 
     def __init__(self):
