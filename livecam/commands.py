@@ -411,10 +411,15 @@ def cmd_bench(args) -> int:
                      args.input, args.source)
     loader, bank = build_runtime(args, settings)
     pipeline = Pipeline(loader, settings, bank)
-    pipeline.wait_reference(settings)  # loaded off the frame thread; a benchmark uses it from frame one
-    result = run_bench(args.input, pipeline, settings, frames=args.frames, json_out=args.json_out,
-                       tracks_out=args.tracks_out, output_frames=args.output_frames,
-                       progress=not args.no_progress, overwrite=args.overwrite)
+    try:
+        pipeline.wait_reference(settings)  # loaded off the frame thread; a benchmark uses it from frame one
+        result = run_bench(args.input, pipeline, settings, frames=args.frames, json_out=args.json_out,
+                           tracks_out=args.tracks_out, output_frames=args.output_frames,
+                           progress=not args.no_progress, overwrite=args.overwrite)
+    finally:
+        # the detection worker may be inside a model call: left running into interpreter exit,
+        # ONNX Runtime's threads were torn down under it (SIGABRT, exit code 134, with CenterFace)
+        pipeline.close()
     print(json.dumps(result, indent=2))
     return 0
 
