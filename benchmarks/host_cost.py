@@ -22,8 +22,9 @@ and prints both medians: the comparison issue 9 asks for, on this machine.
 
 `--detector centerface|yunet` runs a real detector instead (the Pipeline builds its own
 tracker, as `livecam run` does; its background detections then compete for the cores), and
-`--pace 30` feeds frames at a camera's pace instead of back to back (the background worker
-runs in the gaps, as live). `--ort-threads N` sets ONNX Runtime's intra-op threads of every
+`--pace 30` feeds frames at a camera's pace instead of back to back, to both loops (the
+background worker runs in the gaps, as live; each frame then starts on a machine that idled,
+and both loops take 2-3x as long per frame here). `--ort-threads N` sets ONNX Runtime's intra-op threads of every
 session (a harness-only experiment: livecam leaves ORT's default).
 
 `ReplayDetector` has no `detect_native`, so the tracker's periodic detections run on
@@ -135,8 +136,9 @@ def measure(scaled: list[np.ndarray], models: Path, replay: list | None, extra=(
             "stages_p50": {k: round(statistics.median(v), 2) for k, v in stages.items()}}
 
 
-def measure_baseline(scaled: list[np.ndarray], swapper: Path, replay: list) -> dict:
-    """Deep-Live-Cam's live-loop work per frame (`benchmarks.dlc_baseline`) on `scaled`: host - infer."""
+def measure_baseline(scaled: list[np.ndarray], swapper: Path, replay: list, pace: float = 0.0) -> dict:
+    """Deep-Live-Cam's live-loop work per frame (`benchmarks.dlc_baseline`) on `scaled`: host - infer;
+    `pace` as for `measure`."""
     import onnxruntime as ort
 
     from benchmarks.dlc_baseline import DlcLoop
@@ -146,7 +148,10 @@ def measure_baseline(scaled: list[np.ndarray], swapper: Path, replay: list) -> d
     opts.intra_op_num_threads = 1
     loop = DlcLoop(ort.InferenceSession(str(swapper), opts, providers=["CPUExecutionProvider"]))
     host = []
+    t0 = time.perf_counter()
     for i, f in enumerate(scaled):
+        if pace:
+            time.sleep(max(0.0, i / pace - (time.perf_counter() - t0)))
         frame = f.copy()
         loop.infer_ms = 0.0
         t = time.perf_counter()
@@ -172,7 +177,7 @@ def main(argv=None) -> int:
                     help="scale the clip to the size (the face fills the frame) or place it at its own size")
     ap.add_argument("--detector", choices=("replay", "centerface", "yunet"), default="replay",
                     help="replayed YuNet detections (no model cost), or a real detector in the Pipeline's tracker")
-    ap.add_argument("--pace", type=float, default=0.0, metavar="FPS", help="feed frames at this rate (0: back to back)")
+    ap.add_argument("--pace", type=float, default=0.0, metavar="FPS", help="feed frames at this rate, to both loops (0: back to back)")
     ap.add_argument("--ort-threads", type=int, default=0, metavar="N",
                     help="ONNX Runtime intra-op threads for every session (0: ORT's default)")
     args = ap.parse_args(argv)
@@ -219,7 +224,7 @@ def main(argv=None) -> int:
                       f"others {r['cpu_p50_other_frames']:.2f}); detector calls {r['detector_pct']:.0f} %")
                 print("   stages p50: " + ", ".join(f"{k} {v:.2f}" for k, v in r["stages_p50"].items()))
                 if args.baseline:
-                    b = measure_baseline(scaled, models["inswapper_128"], replay)
+                    b = measure_baseline(scaled, models["inswapper_128"], replay, args.pace)
                     theirs.append(b["host_minus_infer"])
                     print(f"{b['size']}: Deep-Live-Cam's per-frame work: host-infer p50 "
                           f"{b['host_minus_infer']['p50']:.2f} ms, p95 {b['host_minus_infer']['p95']:.2f} ms")
