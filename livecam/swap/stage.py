@@ -277,15 +277,19 @@ class SwapStage:
                 decision = self.guard.decide(xp, tid, swapped, crop, settings.swapper.guard_hold, be.to_host, be.fused)
                 if decision.use == "pass":
                     continue
-                work = self._buf("work", (size, size, 3))
                 held = self.guard.last_good(tid) if decision.use == "hold" else swapped
-                if held is None or held.shape != work.shape:
+                if held is None or held.shape != (size, size, 3):
                     continue
-                work[...] = held
+                if decision.use == "hold":  # filtered in place below: a copy (the guard keeps its own)
+                    work = self._buf("work", (size, size, 3))
+                    work[...] = held
+                else:  # the swapper's reused output buffer (its next call rewrites it): filtered in place
+                    work = held
             with times.stage("masks"):
                 work_u8 = self._buf("work_u8", (size, size, 3), np.uint8)
                 xp.rint(work, out=work)
-                xp.copyto(work_u8, work, casting="unsafe")
+                if "region" in settings.masks.types:  # the face parser reads the swapped face
+                    xp.copyto(work_u8, work, casting="unsafe")
                 mask = self._mask(face, mat, crop, work_u8, occlusion, settings, size)
             with times.stage("temporal"):
                 self.temporal.stabilize(be, st, work, settings.temporal, camera=crop)

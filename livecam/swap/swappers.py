@@ -62,6 +62,8 @@ class _Swapper:
         return np.asarray(normed_embedding, dtype=np.float32).reshape(1, 512)
 
     def swap(self, crop_u8: np.ndarray, latent: np.ndarray) -> np.ndarray:
+        """The swapped crop, BGR float32 (S, S, 3) in [0, 255] (NaN kept for the guard): the
+        swapper's reused buffer, valid until its next call; the caller may filter it in place."""
         # BGR uint8 HWC -> RGB float CHW in the model's range, written into the reused blob.
         k = self.scale / 255.0
         planes = cv2.split(crop_u8, self._planes)  # contiguous planes: reading every 3rd byte cost 40 % more

@@ -138,7 +138,9 @@ class TemporalFilter:
                                   out=self._buf(backend, "hold_full", (s, s)))
             # (as 3 equal channels: a multiply broadcast over a last axis of 3 costs NumPy 3x the filter)
             full3 = backend.channels(full, crop.shape[2], out=self._buf(backend, "hold_full3", crop.shape))
-            delta = xp.subtract(st.prev, crop, out=self._buf(backend, "delta", crop.shape))
+            # the difference is made in `st.prev`, which takes this frame's output right after:
+            # one crop-sized float buffer less to touch per frame
+            delta = xp.subtract(st.prev, crop, out=st.prev)
             xp.multiply(delta, full3, out=delta)
             xp.add(crop, delta, out=crop)
             st.prev_small = backend.resize(crop, (n, n), "area")
