@@ -81,23 +81,19 @@ def measure(scaled: list[np.ndarray], models: Path, replay: list | None, extra=(
     from livecam.settings import apply_overrides
     from livecam.controls import Controls, percentiles
     from livecam.face.analyser import FaceAnalyser  # noqa: F401 - (imports the model stack once, outside timing)
-    from livecam.face.landmarks import make_landmarker
     from livecam.face.types import SourceFace
     from livecam.inference.models import ModelLoader
     from livecam.pipeline import Pipeline
     from livecam.settings import Settings
-    from livecam.track.tracker import FaceTracker, TrackerTuning
+    from livecam.track.tracker import TrackerTuning
 
     settings = apply_overrides(Settings(), ["detector.model=centerface", *extra])
     loader = ModelLoader(settings.runtime, models_dir=models)
     detector = tracker = None
-    if replay is not None:
-        from livecam.track.detect_worker import DetectWorker
-
+    if replay is not None:  # the Pipeline's own tracker (and background twins), on replayed detections
         detector = ReplayDetector(replay)
-        worker = DetectWorker() if settings.detector.background else None  # as Pipeline builds it
-        tracker = FaceTracker(detector, make_landmarker(loader, settings), settings,
-                              tuning=TrackerTuning(full_every=1), worker=worker, deferred_snapshot=True)
+        tracker = Pipeline.make_tracker(loader, settings, with_embedder=True, detector=detector,
+                                        tuning=TrackerTuning(full_every=1))
     e = np.random.default_rng(1).normal(size=512).astype(np.float32)
 
     class Bank:

@@ -57,13 +57,13 @@ class Pipeline:
         self.settings = settings
         self.bank = bank
         self._own_tracker = tracker is None
-        self.tracker = tracker if tracker is not None else self._make_tracker(loader, settings, bank is not None)
+        self.tracker = tracker if tracker is not None else self.make_tracker(loader, settings, bank is not None)
         self._calls_seen: int | None = None  # detector calls counted into reports so far
         self._tracker_switch = None  # detector/landmarker changes build a new tracker off the frame thread
         if self._own_tracker:
             from livecam.track.detect_worker import ModelSwitch
 
-            self._tracker_switch = ModelSwitch(lambda s: self._make_tracker(self.loader, s, self.bank is not None))
+            self._tracker_switch = ModelSwitch(lambda s: self.make_tracker(self.loader, s, self.bank is not None))
         self.selector = selector if selector is not None else self._make_selector()
         # swap=False: no swap stage (track and report only)
         self.swap = None if swap is False else (swap if swap is not None else self._make_swap(loader, settings))
@@ -79,7 +79,9 @@ class Pipeline:
 
     # -- construction -----------------------------------------------------------
     @staticmethod
-    def _make_tracker(loader, settings, with_embedder: bool = False):
+    def make_tracker(loader, settings, with_embedder: bool = False, detector=None, tuning=None):
+        """The tracker `process` uses: the settings' detector and landmarker (or `detector`, for
+        benchmarks that replay detections), their background twins for the worker."""
         from livecam.face.detect import make_detector
         from livecam.face.landmarks import make_landmarker
         from livecam.track.tracker import FaceTracker
@@ -101,13 +103,14 @@ class Pipeline:
                 from livecam.face.embed import ArcFaceEmbedder
 
                 twin = ArcFaceEmbedder(loader.background_session(embedder.session))
-            return TrackerModels(make_detector(loader, settings, background=True),
+            return TrackerModels(make_detector(loader, settings, background=True) if detector is None else detector,
                                  make_landmarker(loader, settings, background=True), twin)
 
         background = settings.detector.background
         # deferred snapshot: `process` calls `release_frame` before the frame is written or handed back
-        return FaceTracker(make_detector(loader, settings), make_landmarker(loader, settings), settings,
-                           embedder=embedder, worker=DetectWorker() if background else None, deferred_snapshot=True,
+        return FaceTracker(make_detector(loader, settings) if detector is None else detector,
+                           make_landmarker(loader, settings), settings, embedder=embedder, tuning=tuning,
+                           worker=DetectWorker() if background else None, deferred_snapshot=True,
                            background_models=background_models if background else None)
 
     @staticmethod
