@@ -303,6 +303,31 @@ def test_detect_worker_one_thread_runs_the_jobs_and_ends_when_idle_or_closed():
     assert not [t for t in threading.enumerate() if t.name == w.name and t.is_alive()]
 
 
+
+def test_detect_worker_left_open_finishes_its_job_before_the_interpreter_exits(tmp_path):
+    """An owner that never calls `close` (as `livecam bench` did): the running job still ends
+    before interpreter teardown, where a model call in a daemon thread aborted the process."""
+    import subprocess
+    import sys
+    import textwrap
+
+    done = tmp_path / "done"
+    script = textwrap.dedent(f"""
+        import threading, time
+        from livecam.track.detect_worker import DetectWorker
+        started = threading.Event()
+        def job():
+            started.set()
+            time.sleep(0.2)  # a model call in progress at exit
+            open({str(done)!r}, "w").write("finished")
+        w = DetectWorker()
+        w.submit(job)
+        started.wait(10)
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert done.read_text() == "finished"
+
 def test_pipeline_pastes_only_after_the_background_copy(tint_standins_dir):
     """The wiring: `Pipeline.process` hands the tracker's `release_frame` to the swap stage, so
     with the worker's copy made 0.3 s late the in-place paste still waits for it: every

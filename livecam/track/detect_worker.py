@@ -11,12 +11,25 @@ reported and the old models keep running.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import weakref
 from collections import deque
 from typing import Callable
 
 log = logging.getLogger(__name__)
+
+_RUNNING: "weakref.WeakSet[DetectWorker]" = weakref.WeakSet()  # workers whose thread was started
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Close every worker an owner left open: a daemon thread still inside a model call when the
+    interpreter tears ONNX Runtime down takes the process with it (SIGABRT; `livecam bench`
+    with CenterFace did). atexit runs after non-daemon threads are joined, before that."""
+    for worker in list(_RUNNING):
+        worker.close(timeout=2.0)
 
 
 class ModelSwitch:
@@ -131,6 +144,7 @@ class DetectWorker:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
                 self._thread.start()
+                _RUNNING.add(self)
             else:
                 self._cv.notify_all()
         return True
