@@ -228,6 +228,14 @@ def test_box_mask_equals_facefusion(size, blur, padding):
 
 def _ff_paste_back(frame, crop, mask, m):
     """FaceFusion 3.8.1 face_helper.paste_back + calculate_paste_area."""
+    blended, (x1, y1, x2, y2) = _ff_blend(frame, crop, mask, m)
+    out = frame.copy()
+    out[y1:y2, x1:x2] = blended.astype(frame.dtype)  # FaceFusion's cast truncates
+    return out, (x1, y1, x2, y2)
+
+
+def _ff_blend(frame, crop, mask, m):
+    """FaceFusion's paste-back blend inside its rectangle, in float (before the cast)."""
     h, w = frame.shape[:2]
     s = crop.shape[0]
     inv = cv2.invertAffineTransform(m)
@@ -239,9 +247,7 @@ def _ff_paste_back(frame, crop, mask, m):
     pm[1, 2] -= y1
     a = cv2.warpAffine(mask, pm, (x2 - x1, y2 - y1)).clip(0, 1)[..., None]
     c = cv2.warpAffine(crop, pm, (x2 - x1, y2 - y1), borderMode=cv2.BORDER_REPLICATE)
-    out = frame.copy()
-    out[y1:y2, x1:x2] = (frame[y1:y2, x1:x2] * (1 - a) + c * a).astype(frame.dtype)
-    return out, (x1, y1, x2, y2)
+    return frame[y1:y2, x1:x2] * (1 - a) + c * a, (x1, y1, x2, y2)
 
 
 def test_paste_back_matches_facefusion(astronaut):
@@ -262,13 +268,11 @@ def test_paste_back_matches_facefusion(astronaut):
         assert d.max() <= 2 and d.mean() < 0.05 and (d == 2).mean() < 1e-3
         # against FaceFusion's float blend rounded instead of truncated: within 1 level
         x1, y1, x2, y2 = rect
-        back = cv2.invertAffineTransform(m)
-        back[:, 2] -= (x1, y1)
-        a = cv2.warpAffine(mask, back, (x2 - x1, y2 - y1)).clip(0, 1)[..., None]
-        c = cv2.warpAffine(crop, back, (x2 - x1, y2 - y1), borderMode=cv2.BORDER_REPLICATE)
-        exact = np.rint(astronaut[y1:y2, x1:x2] * (1 - a) + c * a)
+        exact = np.rint(_ff_blend(astronaut, crop, mask, m)[0])
         assert np.abs(out[y1:y2, x1:x2] - exact).max() <= 1
         # the backend's float alpha (the pyramid blend's, the GPU's) is FaceFusion's to 1 level
+        back = cv2.invertAffineTransform(m)
+        back[:, 2] -= (x1, y1)
         color, alpha, _ = BE.warp_color_alpha(crop, mask, back, (x2 - x1, y2 - y1),
                                               np.empty((y2 - y1, x2 - x1, 3), np.uint8),
                                               np.empty((y2 - y1, x2 - x1), np.float32))

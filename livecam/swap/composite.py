@@ -187,7 +187,8 @@ class Compositor:
     def _crop_band(self, mask, back):
         """The seam band in crop pixels: `SEAM_BAND_PX` frame pixels are `SEAM_BAND_PX / scale`
         crop pixels, rounded up (rounded to nearest, the band calmed the frame-space 12-px band
-        10 % less). Made on the (S, S) crop and warped with the colour, it costs a fraction
+        10 % less). Made on the (S, S) crop and warped to the rectangle (in the colour warp's
+        4th channel, or, with an 8-bit alpha there, a nearest warp of its own), it costs a fraction
         of the same erosion on the frame rectangle (7x the pixels at 720p, 15x at 1080p when
         the face fills the frame)."""
         scale = decompose_similarity(back)[1]  # frame px per crop px
