@@ -288,9 +288,7 @@ class SwapStage:
             with times.stage("masks"):
                 work_u8 = self._buf("work_u8", (size, size, 3), np.uint8)
                 xp.rint(work, out=work)
-                if "region" in settings.masks.types:  # the face parser reads the swapped face
-                    xp.copyto(work_u8, work, casting="unsafe")
-                mask = self._mask(face, mat, crop, work_u8, occlusion, settings, size)
+                mask = self._mask(face, mat, crop, work, work_u8, occlusion, settings, size)
             with times.stage("temporal"):
                 self.temporal.stabilize(be, st, work, settings.temporal, camera=crop)
             if must_wait is not None:  # (not timed as paste: a wait, if any, is the tracker's)
@@ -315,7 +313,8 @@ class SwapStage:
             return be.to_host(out)
         return out
 
-    def _mask(self, face, mat, crop, swapped_u8, occlusion, settings, size):
+    def _mask(self, face, mat, crop, swapped, swapped_u8, occlusion, settings, size):
+        """The crop's mask; `swapped` (rounded float) goes to `swapped_u8` only for the face parser."""
         be, xp = self.backend, self.backend.xp
         ms = settings.masks
         mask = self._buf("mask", (size, size))
@@ -325,6 +324,7 @@ class SwapStage:
         if "region" in ms.types:
             masker = self._masker(f"region:{ms.region_model}")
             if masker is not None and ms.regions:
+                xp.copyto(swapped_u8, swapped, casting="unsafe")
                 xp.minimum(mask, masker.mask(be, swapped_u8, ms.regions), out=mask)
         if ("area" in ms.types and ms.areas) or ms.mouth:
             pts = face.landmarks68
