@@ -29,7 +29,7 @@ def _close_at_exit() -> None:
     interpreter tears ONNX Runtime down takes the process with it (SIGABRT; `livecam bench`
     with CenterFace did). atexit runs after non-daemon threads are joined, before that."""
     for worker in list(_RUNNING):
-        worker.close(timeout=2.0)
+        worker.close(timeout=5.0)  # (a detection takes milliseconds; this bounds a hung one)
 
 
 class ModelSwitch:
