@@ -21,6 +21,11 @@ Deep-Live-Cam's live loop does per frame on a CPU with one face and default opti
 
 It has no temporal filters, no colour transfer, no seam handling, no guard and no
 tracking, so it is a floor for "a swap pasted back", not a like-for-like product.
+
+With `InsightfaceScrfd` (`host_cost --detection-work`) each detection frame also does the
+host work of the detection Deep-Live-Cam's live loop makes there (`detect_one_face_fast` ->
+insightface `SCRFD.detect` at det_size 640, threshold 0.5, NMS 0.4) around a near-free
+stand-in's `session.run`; the replayed detection still gives the face.
 """
 
 from __future__ import annotations
@@ -66,11 +71,89 @@ def paste_back(frame: np.ndarray, fake: np.ndarray, matrix: np.ndarray, alpha: n
                                       cv2.multiply(target, inv_a, scale=1.0 / 255.0))
 
 
-class DlcLoop:
-    """One live-loop step per frame; `infer_ms` of the last step is the swapper's `session.run`."""
+class InsightfaceScrfd:
+    """The host side of insightface's `SCRFD.detect` (9-output SCRFD, 640 x 640), as restated
+    here: the frame scaled to fit the square (aspect kept, `cv2.resize`'s default bilinear) at
+    the top-left of a fresh black canvas, `cv2.dnn.blobFromImage` (1/128, mean 127.5, swapRB),
+    then per stride (8, 16, 32; two anchors per cell, centres cached) every anchor's box and 5
+    points decoded and the ones scoring >= 0.5 kept, stacked, ordered by score, scaled back
+    to the frame, and a greedy NMS (IoU 0.4, +1-pixel areas). `infer_ms`: the last call's
+    `session.run`."""
 
-    def __init__(self, session, emap: np.ndarray | None = None, every: int = 2):
+    STRIDES = (8, 16, 32)
+
+    def __init__(self, session, size: int = 640, threshold: float = 0.5, nms_iou: float = 0.4):
         self.session = session
+        self.input = session.get_inputs()[0].name
+        self.size, self.threshold, self.nms_iou = size, threshold, nms_iou
+        self.centers: dict[int, np.ndarray] = {}
+        self.infer_ms = 0.0
+
+    def _anchor_centers(self, stride: int) -> np.ndarray:
+        if stride not in self.centers:
+            n = self.size // stride
+            ys, xs = np.mgrid[:n, :n]
+            xy = (np.stack([xs, ys], axis=-1).astype(np.float32) * stride).reshape(-1, 1, 2)
+            self.centers[stride] = np.repeat(xy, 2, axis=1).reshape(-1, 2)  # two anchors per cell
+        return self.centers[stride]
+
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 5) boxes with scores and (N, 5, 2) points in frame pixels, best first."""
+        h, w = frame.shape[:2]
+        if h > w:
+            nh, nw = self.size, int(self.size * w / h)
+        else:
+            nw, nh = self.size, int(self.size * h / w)
+        scale = nh / h
+        canvas = np.zeros((self.size, self.size, 3), np.uint8)
+        canvas[:nh, :nw] = cv2.resize(frame, (nw, nh))
+        blob = cv2.dnn.blobFromImage(canvas, 1.0 / 128.0, (self.size, self.size), (127.5, 127.5, 127.5), swapRB=True)
+        t = time.perf_counter()
+        outs = self.session.run(None, {self.input: blob})
+        self.infer_ms = (time.perf_counter() - t) * 1000.0
+        scores_l, boxes_l, kps_l = [], [], []
+        for i, stride in enumerate(self.STRIDES):
+            c = self._anchor_centers(stride)
+            scores = outs[i].reshape(len(c), -1)
+            dist = outs[i + 3].reshape(len(c), 4) * stride
+            kdist = outs[i + 6].reshape(len(c), 10) * stride
+            hits = np.where(scores >= self.threshold)[0]
+            boxes = np.stack([c[:, 0] - dist[:, 0], c[:, 1] - dist[:, 1], c[:, 0] + dist[:, 2], c[:, 1] + dist[:, 3]],
+                             axis=-1)
+            points = np.stack([c[:, j % 2] + kdist[:, j] for j in range(10)], axis=-1).reshape(len(c), 5, 2)
+            scores_l.append(scores[hits])
+            boxes_l.append(boxes[hits])
+            kps_l.append(points[hits])
+        scores = np.vstack(scores_l)
+        order = scores.ravel().argsort()[::-1]
+        dets = np.hstack((np.vstack(boxes_l) / scale, scores)).astype(np.float32, copy=False)[order]
+        points = (np.vstack(kps_l) / scale)[order]
+        keep = self._nms(dets)
+        return dets[keep], points[keep]
+
+    def _nms(self, dets: np.ndarray) -> list[int]:
+        x1, y1, x2, y2, s = dets.T
+        areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+        order = s.argsort()[::-1]
+        keep = []
+        while order.size:
+            i, rest = order[0], order[1:]
+            keep.append(int(i))
+            iw = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+            ih = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+            inter = iw * ih
+            order = rest[inter / (areas[i] + areas[rest] - inter) <= self.nms_iou]
+        return keep
+
+
+class DlcLoop:
+    """One live-loop step per frame; `infer_ms` of the last step is the models' `session.run`s
+    (the swapper's, and with a `detector` its own on detection frames)."""
+
+    def __init__(self, session, emap: np.ndarray | None = None, every: int = 2,
+                 detector: InsightfaceScrfd | None = None):
+        self.session = session
+        self.detector = detector
         self.inputs = [i.name for i in session.get_inputs()]
         self.emap = np.eye(512, dtype=np.float32) if emap is None else emap
         self.every = every
@@ -81,7 +164,11 @@ class DlcLoop:
         self.embedding /= np.linalg.norm(self.embedding)
 
     def step(self, frame: np.ndarray, index: int, detections: list) -> np.ndarray:
+        self.infer_ms = 0.0
         if index % self.every == 0:
+            if self.detector is not None:  # its host work; the replayed detection gives the face
+                self.detector.detect(frame)
+                self.infer_ms += self.detector.infer_ms
             self.face = detections[0] if detections else None
         if self.face is None:
             return frame
@@ -92,7 +179,7 @@ class DlcLoop:
         latent /= np.linalg.norm(latent)
         t = time.perf_counter()
         pred = self.session.run(None, {self.inputs[0]: blob, self.inputs[1]: latent.astype(np.float32)})[0]
-        self.infer_ms = (time.perf_counter() - t) * 1000.0
+        self.infer_ms += (time.perf_counter() - t) * 1000.0
         fake = np.clip(255 * pred.transpose((0, 2, 3, 1))[0], 0, 255).astype(np.uint8)[:, :, ::-1]
         paste_back(frame, fake, matrix, self.alpha)
         return frame

@@ -2,7 +2,8 @@
 
     python -m benchmarks.host_cost [--sizes 1280x720,1920x1080] [--frames 240] [--set k=v ...]
                                    [--baseline] [--rounds N] [--face scaled|native]
-                                   [--detector replay|centerface|yunet] [--pace FPS] [--ort-threads N]
+                                   [--detector replay|centerface|yunet] [--detection-work]
+                                   [--pace FPS] [--ort-threads N]
 
 The Pexels clip (640x360) is scaled up to each size (`--face scaled`: the face fills the
 frame, 360 px tall at 720p) or placed at its own size in the middle of a frame of that size
@@ -26,6 +27,13 @@ tracker, as `livecam run` does; its background detections then compete for the c
 background worker runs in the gaps, as live; each frame then starts on a machine that idled,
 and both loops take 2-3x as long per frame here). `--ort-threads N` sets ONNX Runtime's intra-op threads of every
 session (a harness-only experiment: livecam leaves ORT's default).
+
+`--detection-work` counts what detecting costs the host around a near-free model: each
+replayed detection first runs the SCRFD pre- and post-processing on the scrfd_2.5g stand-in,
+livecam's own (`ScrfdDetector`, in its background worker or inline, wherever the tracker
+detects) and Deep-Live-Cam's (insightface's `SCRFD.detect`, inline on every 2nd frame, as its
+live loop calls it); the replayed detections still give the faces. Without it detecting is
+free on both sides, so tracking can only cost more than it.
 
 `ReplayDetector` has no `detect_native`, so the tracker's periodic detections run on
 the whole frame here (`TrackerTuning(full_every=1)`): with real models the face-crop
@@ -51,13 +59,18 @@ from livecam.face.types import Detection
 class ReplayDetector:
     """Detections computed beforehand, frame by frame; `index` says which frame is being processed
     (a background detection replays the frame it was submitted on: `index` is read when it runs,
-    at most a frame or two later, which is what a real detector would also see)."""
+    at most a frame or two later, which is what a real detector would also see). With `work` (a
+    detector on a near-free model) each call first runs that detector on the frame, for its host
+    cost only."""
 
-    def __init__(self, per_frame: list[list[Detection]]):
+    def __init__(self, per_frame: list[list[Detection]], work=None):
         self.per_frame = per_frame
         self.index = 0
+        self.work = work
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
+        if self.work is not None:
+            self.work.detect(frame)
         return list(self.per_frame[min(self.index, len(self.per_frame) - 1)])
 
 
@@ -74,10 +87,12 @@ def yunet_detections(frames: list[np.ndarray], scale: float, offset=(0.0, 0.0)) 
     return out
 
 
-def measure(scaled: list[np.ndarray], models: Path, replay: list | None, extra=(), pace: float = 0.0) -> dict:
+def measure(scaled: list[np.ndarray], models: Path, replay: list | None, extra=(), pace: float = 0.0,
+            detection_work: bool = False) -> dict:
     """livecam's `Pipeline.process` on `scaled` (frames already at the measured size); `replay`
     None: the detector `extra` names, in the tracker the Pipeline builds; `pace`: frames per
-    second to feed (0: back to back)."""
+    second to feed (0: back to back); `detection_work`: the replay also runs livecam's SCRFD
+    on the stand-in (see the module's docstring)."""
     from livecam.settings import apply_overrides
     from livecam.controls import Controls, percentiles
     from livecam.face.analyser import FaceAnalyser  # noqa: F401 - (imports the model stack once, outside timing)
@@ -91,7 +106,12 @@ def measure(scaled: list[np.ndarray], models: Path, replay: list | None, extra=(
     loader = ModelLoader(settings.runtime, models_dir=models)
     detector = tracker = None
     if replay is not None:  # the Pipeline's own tracker (and background twins), on replayed detections
-        detector = ReplayDetector(replay)
+        work = None
+        if detection_work:
+            from livecam.face.detect import make_detector
+
+            work = make_detector(loader, apply_overrides(settings, ["detector.model=scrfd"]))
+        detector = ReplayDetector(replay, work)
         tracker = Pipeline.make_tracker(loader, settings, with_embedder=True, detector=detector,
                                         tuning=TrackerTuning(full_every=1))
     e = np.random.default_rng(1).normal(size=512).astype(np.float32)
@@ -124,7 +144,7 @@ def measure(scaled: list[np.ndarray], models: Path, replay: list | None, extra=(
     pipe.close()
     with_det = [c for c, d in zip(cpu[10:], det_frames) if d]
     without = [c for c, d in zip(cpu[10:], det_frames) if not d]
-    return {"size": _size(scaled), "host_minus_infer": percentiles(host, 2),
+    return {"size": _size(scaled), "host_minus_infer": _stats(host),
             "cpu_p50_detection_frames": round(statistics.median(with_det), 2) if with_det else float("nan"),
             "cpu_p50_other_frames": round(statistics.median(without), 2) if without else float("nan"),
             "cpu_ms_p95": percentiles(cpu[10:], 2)["p95"],
@@ -132,17 +152,22 @@ def measure(scaled: list[np.ndarray], models: Path, replay: list | None, extra=(
             "stages_p50": {k: round(statistics.median(v), 2) for k, v in stages.items()}}
 
 
-def measure_baseline(scaled: list[np.ndarray], swapper: Path, replay: list, pace: float = 0.0) -> dict:
+def measure_baseline(scaled: list[np.ndarray], swapper: Path, replay: list, pace: float = 0.0,
+                     detector: Path | None = None) -> dict:
     """Deep-Live-Cam's live-loop work per frame (`benchmarks.dlc_baseline`) on `scaled`: host - infer;
-    `pace` as for `measure`."""
+    `pace` as for `measure`; `detector`: an SCRFD model whose insightface host work runs on each
+    detection frame (`--detection-work`)."""
     import onnxruntime as ort
 
-    from benchmarks.dlc_baseline import DlcLoop
-    from livecam.controls import percentiles
+    from benchmarks.dlc_baseline import DlcLoop, InsightfaceScrfd
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
-    loop = DlcLoop(ort.InferenceSession(str(swapper), opts, providers=["CPUExecutionProvider"]))
+
+    def session(path: Path):
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    loop = DlcLoop(session(swapper), detector=None if detector is None else InsightfaceScrfd(session(detector)))
     host = []
     t0 = time.perf_counter()
     for i, f in enumerate(scaled):
@@ -154,7 +179,15 @@ def measure_baseline(scaled: list[np.ndarray], swapper: Path, replay: list, pace
         loop.step(frame, i, replay[i])
         if i >= 10:
             host.append((time.perf_counter() - t) * 1000 - loop.infer_ms)
-    return {"size": _size(scaled), "host_minus_infer": percentiles(host, 2)}
+    return {"size": _size(scaled), "host_minus_infer": _stats(host)}
+
+
+def _stats(host: list[float]) -> dict:
+    """p50, p95 and the mean: a loop that detects inline on every 2nd frame has two kinds of frame,
+    half each, and its p50 falls anywhere between them; its mean is its cost per frame."""
+    from livecam.controls import percentiles
+
+    return {**percentiles(host, 2), "mean": round(statistics.fmean(host), 2)}
 
 
 def _size(frames: list[np.ndarray]) -> str:
@@ -173,10 +206,14 @@ def main(argv=None) -> int:
                     help="scale the clip to the size (the face fills the frame) or place it at its own size")
     ap.add_argument("--detector", choices=("replay", "centerface", "yunet"), default="replay",
                     help="replayed YuNet detections (no model cost), or a real detector in the Pipeline's tracker")
+    ap.add_argument("--detection-work", action="store_true",
+                    help="replayed detections also run each side's SCRFD host work on a near-free stand-in")
     ap.add_argument("--pace", type=float, default=0.0, metavar="FPS", help="feed frames at this rate, to both loops (0: back to back)")
     ap.add_argument("--ort-threads", type=int, default=0, metavar="N",
                     help="ONNX Runtime intra-op threads for every session (0: ORT's default)")
     args = ap.parse_args(argv)
+    if args.detection_work and args.detector != "replay":
+        ap.error("--detection-work adds a stand-in's detection work to replayed detections: use it with --detector replay")
     import logging
     import os
 
@@ -212,28 +249,33 @@ def main(argv=None) -> int:
                 scaled = [cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in frames]  # once: both loops copy
             ours, theirs = [], []
             for _ in range(args.rounds):
-                r = measure(scaled, Path(tmp), replay if args.detector == "replay" else None, extra, args.pace)
+                r = measure(scaled, Path(tmp), replay if args.detector == "replay" else None, extra, args.pace,
+                            args.detection_work)
                 ours.append(r["host_minus_infer"])
                 print(f"{r['size']}: host-infer p50 {r['host_minus_infer']['p50']:.2f} ms, p95 "
-                      f"{r['host_minus_infer']['p95']:.2f} ms; process-thread CPU p50 {r['cpu_ms_p50']:.2f} ms, p95 "
+                      f"{r['host_minus_infer']['p95']:.2f} ms, mean {r['host_minus_infer']['mean']:.2f} ms; process-thread CPU p50 {r['cpu_ms_p50']:.2f} ms, p95 "
                       f"{r['cpu_ms_p95']:.2f} ms (frames with a detection {r['cpu_p50_detection_frames']:.2f}, "
                       f"others {r['cpu_p50_other_frames']:.2f}); detector calls {r['detector_pct']:.0f} %")
                 print("   stages p50: " + ", ".join(f"{k} {v:.2f}" for k, v in r["stages_p50"].items()))
                 if args.baseline:
-                    b = measure_baseline(scaled, models["inswapper_128"], replay, args.pace)
+                    b = measure_baseline(scaled, models["inswapper_128"], replay, args.pace,
+                                         models["scrfd_2.5g"] if args.detection_work else None)
                     theirs.append(b["host_minus_infer"])
                     print(f"{b['size']}: Deep-Live-Cam's per-frame work: host-infer p50 "
-                          f"{b['host_minus_infer']['p50']:.2f} ms, p95 {b['host_minus_infer']['p95']:.2f} ms")
+                          f"{b['host_minus_infer']['p50']:.2f} ms, p95 {b['host_minus_infer']['p95']:.2f} ms, "
+                          f"mean {b['host_minus_infer']['mean']:.2f} ms")
             if args.rounds > 1 or args.baseline:
                 line = f"{w}x{h} median of {args.rounds} rounds: livecam p50 " \
-                       f"{statistics.median(x['p50'] for x in ours):.2f} ms, p95 {statistics.median(x['p95'] for x in ours):.2f}"
+                       f"{statistics.median(x['p50'] for x in ours):.2f} ms, p95 {statistics.median(x['p95'] for x in ours):.2f}, " \
+                       f"mean {statistics.median(x['mean'] for x in ours):.2f}"
                 if theirs:
                     line += f"; Deep-Live-Cam p50 {statistics.median(x['p50'] for x in theirs):.2f} ms, p95 " \
-                            f"{statistics.median(x['p95'] for x in theirs):.2f}"
+                            f"{statistics.median(x['p95'] for x in theirs):.2f}, mean {statistics.median(x['mean'] for x in theirs):.2f}"
                     # a shared machine's speed drifts (here by 25-40 % within minutes); the ratio of
                     # interleaved rounds drifts less (about 12 % here)
-                    ratio = statistics.median(a["p50"] / b["p50"] for a, b in zip(ours, theirs))
-                    line += f"; livecam / Deep-Live-Cam p50 {ratio:.1f}x"
+                    for key in ("p50", "mean"):
+                        ratio = statistics.median(a[key] / b[key] for a, b in zip(ours, theirs))
+                        line += f"; livecam / Deep-Live-Cam {key} {ratio:.1f}x"
                 print(line)
     return 0
 
