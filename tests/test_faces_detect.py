@@ -121,6 +121,19 @@ def test_scrfd_preprocess_rgb_normalised(loader):
     assert blob[0, 2, 40, 0] == pytest.approx(-127.5 / 128)  # letterbox padding
 
 
+def test_planar_rgb_blob_is_the_arithmetic():
+    """The detectors' blob from a split and per-plane tables: bit for bit what the arithmetic
+    gives ((x - 127.5) / 128 for SCRFD, x for CenterFace), RGB planes from a BGR canvas."""
+    from livecam.face.detect import planar_rgb, value_table
+
+    canvas = np.random.default_rng(3).integers(0, 256, (96, 160, 3), dtype=np.uint8)
+    planes = [np.empty((96, 160), np.uint8) for _ in range(3)]
+    for table, expected in ((value_table(1.0 / 128.0, -127.5), (canvas.astype(np.float32) - 127.5) / 128.0),
+                            (value_table(), canvas.astype(np.float32))):
+        blob = planar_rgb(canvas, table, np.full((1, 3, 96, 160), np.nan, np.float32), planes)
+        assert np.array_equal(blob[0], expected[..., ::-1].transpose(2, 0, 1))
+
+
 @pytest.fixture(scope="module")
 def centerface():
     from livecam.inference.models import ModelLoader

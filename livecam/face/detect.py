@@ -190,6 +190,23 @@ def centerface_decode(
     return boxes.astype(np.float32), kps.astype(np.float32), hm[ys, xs].astype(np.float32)
 
 
+def value_table(scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
+    """(1, 256) float32: 8-bit value v -> (v + shift) * scale, for `planar_rgb`."""
+    return ((np.arange(256, dtype=np.float32) + np.float32(shift)) * np.float32(scale)).reshape(1, 256)
+
+
+def planar_rgb(canvas: np.ndarray, table: np.ndarray, blob: np.ndarray, planes: list[np.ndarray]) -> np.ndarray:
+    """BGR uint8 (H, W, 3) -> `blob` (1, 3, H, W) float32, RGB planes mapped through `table`.
+
+    A split into reused planes, then one table lookup per plane: a third of the time of
+    NumPy's strided transpose-and-convert (and 6x faster than `cv2.dnn.blobFromImage` here),
+    with the same values (the tables hold exactly what the arithmetic gives)."""
+    cv2.split(canvas, planes)
+    for c in range(3):
+        cv2.LUT(planes[2 - c], table, dst=blob[0, c])
+    return blob
+
+
 def _to_detections(boxes, kps, scores, keep, scale: float) -> list[Detection]:
     dets = [
         Detection(bbox=(boxes[i] / scale).astype(np.float32), kps5=(kps[i] / scale).astype(np.float32),
@@ -201,6 +218,9 @@ def _to_detections(boxes, kps, scores, keep, scale: float) -> list[Detection]:
 
 
 # --------------------------------------------------------------------------- SCRFD
+_SCRFD_VALUES = value_table(1.0 / 128.0, -127.5)  # (x - 127.5) / 128, exact in float32
+
+
 class ScrfdDetector:
     """SCRFD (scrfd_2.5g / det_10g): letterbox to size x size at the top-left, RGB (x-127.5)/128.
 
@@ -216,6 +236,7 @@ class ScrfdDetector:
         self._anchors: dict = {}
         self._canvas = np.zeros((self.size, self.size, 3), np.uint8)
         self._blob = np.zeros((1, 3, self.size, self.size), np.float32)
+        self._planes = [np.empty((self.size, self.size), np.uint8) for _ in range(3)]
 
     def preprocess(self, frame: np.ndarray, native: bool = False) -> tuple[np.ndarray, float]:
         """Letterbox into the reused canvas; returns (blob, scale input/frame).
@@ -229,10 +250,7 @@ class ScrfdDetector:
         nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
         self._canvas[:] = 0
         cv2.resize(frame, (nw, nh), dst=self._canvas[:nh, :nw], interpolation=cv2.INTER_LINEAR)
-        rgb = self._canvas[..., ::-1].transpose(2, 0, 1)
-        np.subtract(rgb, 127.5, out=self._blob[0], dtype=np.float32)
-        self._blob *= 1.0 / 128.0
-        return self._blob, scale
+        return planar_rgb(self._canvas, _SCRFD_VALUES, self._blob, self._planes), scale
 
     def input_scale(self, frame_hw: tuple[int, int]) -> float:
         """Detector input pixels per frame pixel for a frame of this size."""
@@ -262,6 +280,9 @@ class ScrfdDetector:
 # --------------------------------------------------------------------------- CenterFace
 def _round32(v: float) -> int:
     return max(32, int(np.ceil(v / 32.0)) * 32)
+
+
+_CENTERFACE_VALUES = value_table()  # 0..255 as they are
 
 
 class CenterFaceDetector:
@@ -294,19 +315,19 @@ class CenterFaceDetector:
         ch, cw, scale, nh, nw = self.input_shape(frame.shape[:2], native)
         buf = self._buffers.get((ch, cw))
         if buf is None:
-            buf = (np.zeros((ch, cw, 3), np.uint8), np.zeros((1, 3, ch, cw), np.float32))
+            buf = (np.zeros((ch, cw, 3), np.uint8), np.zeros((1, 3, ch, cw), np.float32),
+                   [np.empty((ch, cw), np.uint8) for _ in range(3)])
             if len(self._buffers) > 4:  # the camera's size plus a few crop sizes
                 self._buffers.clear()
             self._buffers[(ch, cw)] = buf
-        canvas, blob = buf
+        canvas, blob, planes = buf
         canvas[:] = 0
         if native:
             canvas[:nh, :nw] = frame
         else:
             cv2.resize(frame, (nw, nh), dst=canvas[:nh, :nw],
                        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        blob[0] = canvas[..., ::-1].transpose(2, 0, 1)  # BGR -> RGB planes, 0..255
-        return blob, scale
+        return planar_rgb(canvas, _CENTERFACE_VALUES, blob, planes), scale  # RGB planes, 0..255
 
     @serialised  # reused canvases: the analyser may run on the TUI's thread too
     def detect(self, frame: np.ndarray) -> list[Detection]:
