@@ -35,6 +35,7 @@ import time
 import cv2
 import numpy as np
 
+from livecam.face.detect import scrfd_anchor_centers
 from livecam.face.geometry import align_matrix
 
 SIZE = 128
@@ -77,8 +78,8 @@ class InsightfaceScrfd:
     the top-left of a fresh black canvas, `cv2.dnn.blobFromImage` (1/128, mean 127.5, swapRB),
     then per stride (8, 16, 32; two anchors per cell, centres cached) every anchor's box and 5
     points decoded and the ones scoring >= 0.5 kept, stacked, ordered by score, scaled back
-    to the frame, and a greedy NMS (IoU 0.4, +1-pixel areas). `infer_ms`: the last call's
-    `session.run`."""
+    to the frame, and a greedy NMS (IoU 0.4, +1-pixel areas: insightface's, not livecam's `nms`).
+    `infer_ms`: the last call's `session.run`."""
 
     STRIDES = (8, 16, 32)
 
@@ -90,11 +91,8 @@ class InsightfaceScrfd:
         self.infer_ms = 0.0
 
     def _anchor_centers(self, stride: int) -> np.ndarray:
-        if stride not in self.centers:
-            n = self.size // stride
-            ys, xs = np.mgrid[:n, :n]
-            xy = (np.stack([xs, ys], axis=-1).astype(np.float32) * stride).reshape(-1, 1, 2)
-            self.centers[stride] = np.repeat(xy, 2, axis=1).reshape(-1, 2)  # two anchors per cell
+        if stride not in self.centers:  # made once, as insightface caches them (the same centres as livecam's)
+            self.centers[stride] = scrfd_anchor_centers(self.size, self.size, stride, 2)
         return self.centers[stride]
 
     def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
