@@ -124,7 +124,7 @@ def test_scrfd_preprocess_rgb_normalised(loader):
 def test_planar_rgb_blob_is_the_arithmetic():
     """The detectors' blob from a split and per-plane tables: bit for bit what the arithmetic
     gives ((x - 127.5) / 128 for SCRFD, x for CenterFace), RGB planes from a BGR canvas."""
-    from livecam.face.detect import planar_rgb, value_table
+    from livecam.ops.cpu import planar_rgb, value_table
 
     canvas = np.random.default_rng(3).integers(0, 256, (96, 160, 3), dtype=np.uint8)
     planes = [np.empty((96, 160), np.uint8) for _ in range(3)]

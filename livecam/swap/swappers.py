@@ -15,6 +15,8 @@ import math
 import cv2
 import numpy as np
 
+from livecam.ops.cpu import planar_rgb
+
 log = logging.getLogger(__name__)
 
 # FP16 vs FP32 agreement: mean absolute difference of the swapped crop, in 8-bit
@@ -48,6 +50,11 @@ class _Swapper:
         self._blob = np.empty((1, 3, s, s), dtype=np.float32)
         self._out = np.empty((s, s, 3), dtype=np.float32)
         self._planes = [np.empty((s, s), dtype=np.uint8) for _ in range(3)]  # the crop's channels, reused
+        # each 8-bit value in the model's range: v * scale / 255 (in double, then float32), + shift
+        table = (np.arange(256) * (self.scale / 255.0)).astype(np.float32)
+        if self.shift:
+            table += np.float32(self.shift)
+        self._input_values = table.reshape(1, 256)
         self._device: dict = {}  # device blob/out (CuPy), made on the first `swap_device`
 
     @property
@@ -64,13 +71,8 @@ class _Swapper:
     def swap(self, crop_u8: np.ndarray, latent: np.ndarray) -> np.ndarray:
         """The swapped crop, BGR float32 (S, S, 3) in [0, 255] (NaN kept for the guard): the
         swapper's reused buffer, valid until its next call; the caller may filter it in place."""
-        # BGR uint8 HWC -> RGB float CHW in the model's range, written into the reused blob.
-        k = self.scale / 255.0
-        planes = cv2.split(crop_u8, self._planes)  # contiguous planes: reading every 3rd byte cost 40 % more
-        for c in range(3):
-            np.multiply(planes[2 - c], k, out=self._blob[0, c], casting="unsafe")
-        if self.shift:
-            self._blob += self.shift
+        # BGR uint8 HWC -> RGB float CHW in the model's range, written into the reused blob
+        planar_rgb(crop_u8, self._input_values, self._blob, self._planes)
         pred = self.session.run(_feeds(self.session, self._blob, latent, self.target_first))[0]
         pred = np.asarray(pred, dtype=np.float32).reshape(3, self.size, self.size)
         # back to [0, 1] RGB, then BGR [0, 255]
