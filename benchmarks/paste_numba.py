@@ -92,13 +92,10 @@ def main(argv=None) -> int:
         back = invert_affine(matrix)
         back[:, 2] -= (x1, y1)  # crop -> rectangle
         color, alpha = np.empty((h, w, 3), np.uint8), np.empty((h, w), np.uint8)
-        # the padded 4-channel source the OpenCV path builds, and rectangle -> padded crop
-        ring = cv2.copyMakeBorder(crop, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
-        src = cv2.cvtColor(ring, cv2.COLOR_BGR2BGRA)
-        src[..., 3] = cv2.copyMakeBorder(cv2.convertScaleAbs(mask, alpha=255.0), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-        fwd = np.vstack([back, [0.0, 0.0, 1.0]])
-        fwd[:2, 2] -= fwd[:2, 0] + fwd[:2, 1]  # the padded crop's (1, 1) is the crop's (0, 0)
-        m = cv2.invertAffineTransform(fwd[:2])
+        # the padded 4-channel source the OpenCV path warps (a copy: it is the backend's scratch),
+        # and rectangle -> padded crop
+        src, fwd = be.paste_source(crop, cv2.convertScaleAbs(mask, alpha=255.0), back)
+        src, m = src.copy(), cv2.invertAffineTransform(fwd)
 
         def opencv(roi):
             be.warp_color_alpha(crop, mask, back, (w, h), color, alpha)

@@ -123,23 +123,13 @@ class CpuBackend:
         w, h = int(dsize[0]), int(dsize[1])
         s0, s1 = color_u8.shape[:2]
         eight_bit = alpha_out.dtype == np.uint8
-        ring = cv2.copyMakeBorder(color_u8, 1, 1, 1, 1, cv2.BORDER_REPLICATE,
-                                  dst=self._scratch("paste_ring", (s0 + 2, s1 + 2, 3)))
-        src = cv2.cvtColor(ring, cv2.COLOR_BGR2BGRA, dst=self._scratch("paste_src", (s0 + 2, s1 + 2, 4)))
-        m = np.asarray(matrix, dtype=np.float64).copy()
-        m[:, 2] -= m[:, 0] + m[:, 1]  # the padded crop's (1, 1) is the crop's (0, 0)
-        band_ring = None
+        on = None
         if band_u8 is not None:
             on = cv2.compare(band_u8, 0, cv2.CMP_GT, dst=self._scratch("paste_band_on", (s0, s1)))  # 0/255
-            band_ring = cv2.copyMakeBorder(on, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0,
-                                           dst=self._scratch("paste_band_ring", (s0 + 2, s1 + 2)))
-        if eight_bit:
-            # masks are in [0, 1]: the absolute value of convertScaleAbs changes nothing
+        a8 = None
+        if eight_bit:  # masks are in [0, 1]: the absolute value of convertScaleAbs changes nothing
             a8 = cv2.convertScaleAbs(mask, dst=self._scratch("paste_a8", (s0, s1)), alpha=255.0)
-            cv2.insertChannel(cv2.copyMakeBorder(a8, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0,
-                                                 dst=self._scratch("paste_a8_ring", (s0 + 2, s1 + 2))), src, 3)
-        elif band_ring is not None:
-            cv2.insertChannel(band_ring, src, 3)
+        src, m = self.paste_source(color_u8, a8 if eight_bit else on, matrix)
         warped = cv2.warpAffine(src, m, (w, h), dst=self._scratch("paste_warped", (h, w, 4)),
                                 flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         cv2.cvtColor(warped, cv2.COLOR_BGRA2BGR, dst=color_out)
@@ -148,14 +138,31 @@ class CpuBackend:
         else:
             self.warp_affine(mask, matrix, dsize, out=alpha_out, border="constant")
         band = None
-        if band_ring is not None:
+        if on is not None:
             if eight_bit:  # its own warp: nearest (0/255 already), at 45 % of a bilinear one's cost
+                band_ring = cv2.copyMakeBorder(on, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0,
+                                               dst=self._scratch("paste_band_ring", (s0 + 2, s1 + 2)))
                 band = cv2.warpAffine(band_ring, m, (w, h), dst=band_out, flags=cv2.INTER_NEAREST,
                                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             else:
                 cv2.extractChannel(warped, 3, dst=band_out)
                 band = cv2.compare(band_out, 127, cv2.CMP_GT, dst=band_out)
         return color_out, alpha_out, band
+
+    def paste_source(self, color_u8, fourth_u8, matrix):
+        """The 4-channel image paste-back warps, and `matrix` (crop -> rectangle) for it: the crop
+        with a replicated 1-pixel ring as BGR, `fourth_u8` (S, S) uint8 with a zero ring as the 4th
+        channel (without it 255, unused). Per-thread scratch: valid until this thread's next paste."""
+        s0, s1 = color_u8.shape[:2]
+        ring = cv2.copyMakeBorder(color_u8, 1, 1, 1, 1, cv2.BORDER_REPLICATE,
+                                  dst=self._scratch("paste_ring", (s0 + 2, s1 + 2, 3)))
+        src = cv2.cvtColor(ring, cv2.COLOR_BGR2BGRA, dst=self._scratch("paste_src", (s0 + 2, s1 + 2, 4)))
+        if fourth_u8 is not None:
+            cv2.insertChannel(cv2.copyMakeBorder(fourth_u8, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0,
+                                                 dst=self._scratch("paste_fourth_ring", (s0 + 2, s1 + 2))), src, 3)
+        m = np.asarray(matrix, dtype=np.float64).copy()
+        m[:, 2] -= m[:, 0] + m[:, 1]  # the padded crop's (1, 1) is the crop's (0, 0)
+        return src, m
 
     def resize(self, src, dsize, interp="linear", out=None):
         flag = cv2.INTER_AREA if interp == "area" else cv2.INTER_LINEAR
@@ -226,7 +233,7 @@ class CpuBackend:
         """
         if alpha.dtype == np.uint8:
             h, w = alpha.shape[:2]
-            a3 = cv2.merge([alpha] * 3, dst=self._scratch("blend_a3", (h, w, 3)))
+            a3 = self.channels(alpha, 3, out=self._scratch("blend_a3", (h, w, 3)))
             fg = cv2.multiply(color, a3, dst=self._scratch("blend_fg", (h, w, 3)), scale=1.0 / 255.0)
             inv = cv2.bitwise_not(a3, dst=a3)  # 255 - a
             bg = cv2.multiply(roi, inv, dst=inv, scale=1.0 / 255.0)
